@@ -1,0 +1,1 @@
+"""autotrain_pl: Lightning-based post-training for language models."""

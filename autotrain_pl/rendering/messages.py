@@ -1,0 +1,75 @@
+"""Plain records for chat data: messages, conversations, preference pairs, and what to train on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from autotrain_pl.errors import AutotrainError
+
+KNOWN_ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn. ``weight`` overrides the per-role token weight for this message only."""
+
+    role: str
+    content: str
+    weight: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        return cls(role=data["role"], content=data["content"], weight=data.get("weight"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.weight is not None:
+            out["weight"] = self.weight
+        return out
+
+
+@dataclass
+class Conversation:
+    """A list of messages plus free-form metadata (for example a reference answer for eval)."""
+
+    messages: list[Message]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dicts(cls, messages: Sequence[Mapping[str, Any]], **metadata: Any) -> Conversation:
+        return cls([Message.from_dict(m) for m in messages], dict(metadata))
+
+
+@dataclass
+class Preference:
+    """A prompt rendered once, with a chosen and a rejected completion (completions only)."""
+
+    prompt: list[Message]
+    chosen: list[Message]
+    rejected: list[Message]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainOnWhat(StrEnum):
+    """Which messages carry loss weight.
+
+    ``CUSTOMIZED`` trains each message with its own ``Message.weight`` (missing means 0).
+    ``ALL_TOKENS`` also trains the format's scaffolding (BOS, role headers).
+    """
+
+    LAST_ASSISTANT_MESSAGE = "last_assistant_message"
+    ALL_ASSISTANT_MESSAGES = "all_assistant_messages"
+    ALL_MESSAGES = "all_messages"
+    ALL_TOKENS = "all_tokens"
+    CUSTOMIZED = "customized"
+
+    @classmethod
+    def parse(cls, value: str | TrainOnWhat) -> TrainOnWhat:
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(m.value for m in cls)
+            raise AutotrainError(f"train_on={value!r} is not known; use one of: {choices}") from None
