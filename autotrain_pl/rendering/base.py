@@ -72,6 +72,21 @@ class Renderer(ABC):
     def stop_sequences(self) -> list[list[int]]:
         """Token-id sequences that end an assistant reply."""
 
+    @classmethod
+    def required_special_tokens(cls) -> tuple[str, ...]:
+        """Tokens this format needs as single special tokens (see ``add_missing_special_tokens``)."""
+        return tuple(cls.special_tokens)
+
+    def chat_template(self) -> str:
+        """A Jinja chat template that renders the same text as this renderer's tokens decode to.
+
+        Saved with an exported model's tokenizer so ``apply_chat_template`` matches training.
+        """
+        raise AutotrainError(
+            f"chat_format={self.name!r} ({type(self).__name__}) defines no Jinja chat template; "
+            "implement chat_template() to export one"
+        )
+
     def bos_tokens(self) -> list[int]:
         """Tokens that start every conversation."""
         bos = self.tokenizer.bos_token_id
@@ -130,7 +145,8 @@ class Renderer(ABC):
             return 0.0
         if train_on is TrainOnWhat.ALL_ASSISTANT_MESSAGES:
             return 1.0
-        last_assistant = max(i for i, m in enumerate(messages) if m.role == "assistant")
+        assistants = [i for i, m in enumerate(messages) if m.role == "assistant"]
+        last_assistant = assistants[-1] if assistants else -1
         return 1.0 if index == last_assistant else 0.0
 
     def build_supervised_example(

@@ -6,8 +6,17 @@ from collections.abc import Sequence
 
 from autotrain_pl.rendering.base import MessageTokens, Renderer
 from autotrain_pl.rendering.messages import Message
+from autotrain_pl.rendering.registry import register_renderer
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 
+@register_renderer("chatml")
 class ChatMLRenderer(Renderer):
     name = "chatml"
     special_tokens = ("<|im_start|>", "<|im_end|>")
@@ -31,3 +40,6 @@ class ChatMLRenderer(Renderer):
 
     def stop_sequences(self) -> list[list[int]]:
         return [[self.token_id("<|im_end|>")]]
+
+    def chat_template(self) -> str:
+        return CHATML_TEMPLATE

@@ -1,0 +1,63 @@
+"""Pure loss functions and the token-level loss registry (see DESIGN.md, section 3)."""
+
+from autotrain_pl.losses.composite import CompositeLoss
+from autotrain_pl.losses.cross_entropy import (
+    entropy_loss,
+    focal_loss,
+    per_token_cross_entropy,
+    per_token_focal_loss,
+    weighted_cross_entropy,
+)
+from autotrain_pl.losses.divergence import (
+    forward_kl,
+    generalized_jsd,
+    kd_loss_topk,
+    per_token_forward_kl,
+    per_token_generalized_jsd,
+    per_token_kd_topk,
+    per_token_reverse_kl,
+    reverse_kl,
+)
+from autotrain_pl.losses.logprobs import entropy_from_logits, selective_log_softmax, token_logprobs
+from autotrain_pl.losses.policy_gradient import (
+    importance_sampling_loss,
+    per_token_importance_sampling_loss,
+    per_token_ppo_clip_loss,
+    per_token_ref_kl,
+    ppo_clip_loss,
+    ref_kl_penalty,
+)
+from autotrain_pl.losses.preference import bradley_terry_loss, dpo_loss
+from autotrain_pl.losses.registry import LossInputs, available_losses, get_loss, register_loss
+
+__all__ = [
+    "CompositeLoss",
+    "LossInputs",
+    "available_losses",
+    "bradley_terry_loss",
+    "dpo_loss",
+    "entropy_from_logits",
+    "entropy_loss",
+    "focal_loss",
+    "forward_kl",
+    "generalized_jsd",
+    "get_loss",
+    "importance_sampling_loss",
+    "kd_loss_topk",
+    "per_token_cross_entropy",
+    "per_token_focal_loss",
+    "per_token_forward_kl",
+    "per_token_generalized_jsd",
+    "per_token_importance_sampling_loss",
+    "per_token_kd_topk",
+    "per_token_ppo_clip_loss",
+    "per_token_ref_kl",
+    "per_token_reverse_kl",
+    "ppo_clip_loss",
+    "ref_kl_penalty",
+    "register_loss",
+    "reverse_kl",
+    "selective_log_softmax",
+    "token_logprobs",
+    "weighted_cross_entropy",
+]

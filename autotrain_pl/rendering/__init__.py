@@ -1,0 +1,44 @@
+"""Chat rendering: messages to token ids and per-token loss weights, one chat format per class.
+
+``get_renderer(chat_format, tokenizer)`` builds a renderer by registered name (see
+``available_formats()``) or by import path; see ``base`` for the contract every format keeps.
+"""
+
+from autotrain_pl.rendering.base import MessageTokens, Renderer, SupervisedExample
+from autotrain_pl.rendering.chatml import ChatMLRenderer
+from autotrain_pl.rendering.llama import Llama2Renderer, Llama3Renderer, MistralRenderer
+from autotrain_pl.rendering.messages import Conversation, Message, Preference, TrainOnWhat
+from autotrain_pl.rendering.native import AutoRenderer, NativeRenderer
+from autotrain_pl.rendering.registry import (
+    add_missing_special_tokens,
+    available_formats,
+    get_renderer,
+    register_renderer,
+    renderer_class,
+)
+from autotrain_pl.rendering.simple import AlpacaRenderer, VicunaRenderer
+from autotrain_pl.rendering.zephyr import ZephyrRenderer
+
+__all__ = [
+    "AlpacaRenderer",
+    "AutoRenderer",
+    "ChatMLRenderer",
+    "Conversation",
+    "Llama2Renderer",
+    "Llama3Renderer",
+    "Message",
+    "MessageTokens",
+    "MistralRenderer",
+    "NativeRenderer",
+    "Preference",
+    "Renderer",
+    "SupervisedExample",
+    "TrainOnWhat",
+    "VicunaRenderer",
+    "ZephyrRenderer",
+    "add_missing_special_tokens",
+    "available_formats",
+    "get_renderer",
+    "register_renderer",
+    "renderer_class",
+]

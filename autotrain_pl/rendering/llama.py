@@ -1,0 +1,224 @@
+"""The Llama family: ``llama2``, ``llama3`` and ``mistral`` (Mistral-7B-Instruct-v0.1).
+
+Each renderer reproduces, token segment by token segment, the text of the chat template published
+with the model on the Hugging Face hub (``chat_template()`` returns that template):
+
+- ``llama2`` (meta-llama/Llama-2-7b-chat-hf)::
+
+      <s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {assistant} </s><s>[INST] {user} [/INST]
+
+  Content is stripped (``content.strip()``), as in the template. The system message may only come
+  first; roles must then alternate user/assistant.
+- ``llama3`` (meta-llama/Meta-Llama-3-8B-Instruct)::
+
+      <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\\n\\n{content}<|eot_id|>
+
+  Content is trimmed. Any role, anywhere. Turns end with ``<|eot_id|>``.
+- ``mistral`` (the current template of mistralai/Mistral-7B-Instruct-v0.1, which follows
+  ``mistral-common``'s V1 tokenizer)::
+
+      <s> [INST] {system}\\n\\n{user} [/INST] {assistant}</s> [INST] {user} [/INST]
+
+  Mistral v0.1 has no system role: an optional first system message is prepended to the first user
+  message, followed by a blank line, as that template and ``mistral-common`` do. Roles must
+  alternate user/assistant.
+
+``[INST]``, ``[/INST]`` and ``<<SYS>>`` are plain text in the Llama 2 and Mistral vocabularies, so
+these renderers encode them as text (a tokenizer that has them as added tokens, like the builtin
+one, still yields the single tokens). Llama 3's header tokens are real special tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.rendering.base import MessageTokens, Renderer
+from autotrain_pl.rendering.messages import KNOWN_ROLES, Message
+from autotrain_pl.rendering.registry import register_renderer
+
+LLAMA2_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+    "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}"
+    "{% endif %}{% endfor %}"
+)
+
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+    "+ message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = '<|begin_of_text|>' + content %}{% endif %}"
+    "{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
+MISTRAL_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{%- set system_message = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}"
+    "{%- else %}{%- set loop_messages = messages %}{%- endif %}"
+    "{{- bos_token }}{%- for message in loop_messages %}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{- raise_exception('After the optional system message, conversation roles must alternate "
+    "user/assistant/user/assistant/...') }}{%- endif %}"
+    "{%- if message['role'] == 'user' %}{%- if loop.first and system_message is defined %}"
+    "{{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}"
+    "{%- else %}{{- ' [INST] ' + message['content'] + ' [/INST]' }}{%- endif %}"
+    "{%- elif message['role'] == 'assistant' %}{{- ' ' + message['content'] + eos_token}}"
+    "{%- else %}{{- raise_exception('Only user and assistant roles are supported, with the "
+    "exception of an initial optional system message!') }}{%- endif %}{%- endfor %}"
+)
+
+
+def check_alternating(name: str, messages: Sequence[Message]) -> None:
+    """An optional first system message, then user/assistant/user/... (as the templates demand)."""
+    expected = "user"
+    for i, message in enumerate(messages):
+        if message.role == "system":
+            if i != 0:
+                raise AutotrainError(
+                    f"message {i} is a system message; chat_format={name!r} allows a system "
+                    "message only as the first message"
+                )
+            if len(messages) == 1:
+                raise AutotrainError(
+                    f"chat_format={name!r} needs a user message after the system message"
+                )
+            continue
+        if message.role != expected:
+            raise AutotrainError(
+                f"message {i} has role {message.role!r} where chat_format={name!r} expects "
+                f"{expected!r}: after an optional system message, roles must alternate "
+                "user/assistant/user/..."
+            )
+        expected = "assistant" if expected == "user" else "user"
+
+
+class _InstRenderer(Renderer):
+    """Shared by llama2 and mistral: ``[INST] ... [/INST]`` turns, reply ends with EOS."""
+
+    supported_roles = ("system", "user", "assistant")
+
+    def check_roles(self, messages: Sequence[Message]) -> None:
+        super().check_roles(messages)
+        check_alternating(self.name, messages)
+
+    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
+        if not messages or messages[-1].role != "user":
+            raise AutotrainError(
+                f"chat_format={self.name!r} can only prompt for a reply after a user message"
+            )
+        return []  # the reply follows [/INST] directly
+
+    def stop_sequences(self) -> list[list[int]]:
+        return [[self.eos_id()]]
+
+
+@register_renderer("llama2")
+class Llama2Renderer(_InstRenderer):
+    name = "llama2"
+
+    def bos_tokens(self) -> list[int]:
+        return []  # BOS opens every user turn instead (see _turn_bos)
+
+    def _turn_bos(self) -> list[int]:
+        return super().bos_tokens()
+
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+        message = messages[index]
+        if message.role == "system":
+            # The template strips "<<SYS>>...<</SYS>>\n\n" + user as one string, so a blank user
+            # message also loses the blank lines after <</SYS>>.
+            user_blank = not messages[index + 1].content.strip()
+            return MessageTokens(
+                header=self._turn_bos() + self.encode("[INST] <<SYS>>\n"),
+                content=self.encode(message.content),
+                footer=self.encode("\n<</SYS>>" if user_blank else "\n<</SYS>>\n\n"),
+            )
+        if message.role == "user":
+            if index > 0 and messages[index - 1].role == "system":
+                return MessageTokens(
+                    content=self.encode(message.content.rstrip()), footer=self.encode(" [/INST]")
+                )
+            return MessageTokens(
+                header=self._turn_bos() + self.encode("[INST]"),
+                content=self.encode(" " + message.content.strip()),
+                footer=self.encode(" [/INST]"),
+            )
+        return MessageTokens(
+            content=self.encode(" " + message.content.strip() + " "), footer=[self.eos_id()]
+        )
+
+    def chat_template(self) -> str:
+        return LLAMA2_TEMPLATE
+
+
+@register_renderer("mistral")
+class MistralRenderer(_InstRenderer):
+    name = "mistral"
+
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+        message = messages[index]
+        if message.role == "system":
+            return MessageTokens(
+                header=self.encode(" [INST]"),
+                content=self.encode(" " + message.content),
+                footer=self.encode("\n\n"),
+            )
+        if message.role == "user":
+            after_system = index > 0 and messages[index - 1].role == "system"
+            return MessageTokens(
+                header=[] if after_system else self.encode(" [INST]"),
+                content=self.encode(message.content if after_system else " " + message.content),
+                footer=self.encode(" [/INST]"),
+            )
+        return MessageTokens(content=self.encode(" " + message.content), footer=[self.eos_id()])
+
+    def chat_template(self) -> str:
+        return MISTRAL_TEMPLATE
+
+
+@register_renderer("llama3")
+class Llama3Renderer(Renderer):
+    name = "llama3"
+    special_tokens = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+    supported_roles = KNOWN_ROLES
+
+    def bos_tokens(self) -> list[int]:
+        return [self.token_id("<|begin_of_text|>")]
+
+    def _header(self, role: str) -> list[int]:
+        return (
+            [self.token_id("<|start_header_id|>")]
+            + self.encode(role)
+            + [self.token_id("<|end_header_id|>")]
+            + self.encode("\n\n")
+        )
+
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+        message = messages[index]
+        return MessageTokens(
+            header=self._header(message.role),
+            content=self.encode(message.content.strip()),
+            footer=[self.token_id("<|eot_id|>")],
+        )
+
+    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
+        return self._header("assistant")
+
+    def stop_sequences(self) -> list[list[int]]:
+        stops = [[self.token_id("<|eot_id|>")]]
+        eos = self.tokenizer.eos_token_id
+        if eos is not None and [eos] not in stops:
+            stops.append([eos])  # <|end_of_text|> in the Llama 3 vocabulary
+        return stops
+
+    def chat_template(self) -> str:
+        return LLAMA3_TEMPLATE

@@ -1,0 +1,313 @@
+"""``native``: the tokenizer's own chat template; ``auto``: native when there is one, else ChatML.
+
+``native`` still renders message by message, as tokens:
+
+1. Every prefix of the conversation is rendered with the template (text, as
+   ``apply_chat_template(..., tokenize=False)``); a message's text is the difference between
+   consecutive prefixes. What the template writes before any message (often BOS) comes first.
+2. An assistant message's text must begin with the template's generation prompt (``messages[:k]``
+   rendered with minus without ``add_generation_prompt=True``): that is its header, scaffolding.
+   The rest is trained, end-of-turn token included. Where the template has ``{% generation %}``
+   blocks, only the text inside them is trained; the text around them is scaffolding.
+3. Another message's header is found by rendering it with a sentinel as content; it is split off
+   only where tokenizing header and body apart gives the tokens of tokenizing them together.
+4. Each piece is tokenized on its own and the pieces are concatenated, so a supervised example
+   begins with exactly the generation prompt's tokens, which are the same pieces plus the
+   tokenized generation prompt. Where a template's message boundaries fall on special tokens
+   (ChatML, Llama 3, Zephyr, most hub templates) these are exactly the
+   ``apply_chat_template(..., add_generation_prompt=True)`` tokens; where the tokenizer would merge
+   text across a boundary they differ a little, and a warning says so once.
+
+Limits: a template must render a prefix the same way whatever follows it, and open an assistant
+turn with its generation prompt; templates that rewrite history (moving the system prompt into the
+last user turn, dropping earlier reasoning) raise an ``AutotrainError`` that points to the named
+formats. A message whose header cannot be split off is one trained piece (so, for trained roles,
+its header is trained too). Stop sequences are the special token that follows an assistant reply
+in the template (found with a probe conversation) and the tokenizer's EOS.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.rendering.base import MessageTokens, Renderer, SupervisedExample
+from autotrain_pl.rendering.chatml import ChatMLRenderer
+from autotrain_pl.rendering.messages import Message, TrainOnWhat
+from autotrain_pl.rendering.registry import register_renderer
+
+try:  # transformers >= 4.50: renders text and {% generation %} spans without tokenizing
+    from transformers.utils.chat_template_utils import render_jinja_template
+except ImportError:  # older transformers: apply_chat_template text only, no generation spans
+    render_jinja_template = None
+
+_GENERATION_RE = re.compile(r"\{%-?\s*generation\s*-?%\}")
+_SENTINEL = "\u2063autotrain\u2063sentinel\u2063"
+
+
+def tokenizer_chat_template(tokenizer) -> str | None:
+    """The tokenizer's default chat template, or None."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, Mapping):
+        template = template.get("default")
+    return template or None
+
+
+@dataclass
+class _Piece:
+    text: str
+    trained: bool  # False: scaffolding, trained only under TrainOnWhat.ALL_TOKENS
+
+
+@register_renderer("native")
+class NativeRenderer(Renderer):
+    name = "native"
+
+    def __init__(self, tokenizer, token_weights: Mapping[str, float] | None = None) -> None:
+        super().__init__(tokenizer, token_weights)
+        template = tokenizer_chat_template(tokenizer)
+        if template is None:
+            raise AutotrainError(
+                "chat_format='native' needs a tokenizer with a chat_template; "
+                "use chat_format='auto' or a named format such as 'chatml'"
+            )
+        self._template = template
+        self._has_generation = bool(_GENERATION_RE.search(template))
+        self._stops: list[list[int]] | None = None
+        self._warned = False
+
+    # -- template rendering -----------------------------------------------------------------
+    def _render(
+        self, messages: Sequence[Message], add_generation_prompt: bool = False, track: bool = False
+    ) -> tuple[str, list[tuple[int, int]]]:
+        """Render with the template; ``track`` also returns ``{% generation %}`` char spans."""
+        conversation = [{"role": m.role, "content": m.content} for m in messages]
+        try:
+            if render_jinja_template is not None:
+                rendered, spans = render_jinja_template(
+                    conversations=[conversation],
+                    chat_template=self._template,
+                    return_assistant_tokens_mask=track and self._has_generation,
+                    add_generation_prompt=add_generation_prompt,
+                    **self.tokenizer.special_tokens_map,
+                )
+                return rendered[0], (spans[0] if spans else [])
+            if not conversation:
+                raise ValueError("empty conversation")
+            text = self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+            return text, []
+        except Exception as err:  # jinja's raise_exception, undefined variables, ...
+            raise AutotrainError(
+                f"the tokenizer's chat template cannot render this conversation: {err}"
+            ) from None
+
+    def _text(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
+        return self._render(messages, add_generation_prompt)[0]
+
+    def _not_prefix_stable(self, what: str) -> AutotrainError:
+        return AutotrainError(
+            f"chat_format='native': the tokenizer's chat template {what}, so it cannot be rendered "
+            "message by message; use a named chat_format such as 'chatml' or 'llama3'"
+        )
+
+    # -- layout: each message as text pieces ----------------------------------------------------
+    def _layout(self, messages: Sequence[Message]) -> tuple[str, list[list[_Piece]]]:
+        try:  # what the template writes before any message (often BOS)
+            prelude = self._text([])
+        except AutotrainError:
+            prelude = ""
+        texts = [self._text(messages[: k + 1]) for k in range(len(messages))]
+        if texts and not texts[0].startswith(prelude):
+            prelude = ""
+        spans: list[tuple[int, int]] = []
+        if self._has_generation and any(m.role == "assistant" for m in messages):
+            full, spans = self._render(messages, track=True)
+            if full != texts[-1]:
+                spans = []
+        pieces: list[list[_Piece]] = []
+        previous = prelude
+        for k, message in enumerate(messages):
+            if not texts[k].startswith(previous):
+                raise self._not_prefix_stable(
+                    f"renders message {k - 1} differently once more follow"
+                )
+            new = texts[k][len(previous) :]
+            if message.role == "assistant":
+                pieces.append(self._assistant_pieces(messages, k, previous, new, spans))
+            else:
+                pieces.append(self._plain_pieces(messages, k, previous, new))
+            previous = texts[k]
+        return prelude, pieces
+
+    def _generation_header(self, messages: Sequence[Message], previous: str) -> str:
+        try:
+            prompt = self._text(messages, add_generation_prompt=True)
+        except AutotrainError:
+            if messages:
+                raise
+            return ""  # the template cannot render an empty conversation
+        if not prompt.startswith(previous):
+            raise self._not_prefix_stable(
+                "changes earlier messages when it adds a generation prompt"
+            )
+        return prompt[len(previous) :]
+
+    def _assistant_pieces(
+        self, messages: Sequence[Message], k: int, previous: str, new: str, spans
+    ) -> list[_Piece]:
+        header = self._generation_header(messages[:k], previous)
+        if not new.startswith(header):
+            raise self._not_prefix_stable(
+                f"opens an assistant turn with {new[: len(header)]!r}, not with its generation "
+                f"prompt {header!r}"
+            )
+        start, stop = len(previous) + len(header), len(previous) + len(new)
+        inside = [(a, b) for a, b in spans if a < stop and b > start]
+        if not inside:
+            return [_Piece(header, False), _Piece(new[len(header) :], True)]
+        a = max(min(a for a, _ in inside), start) - len(previous)
+        b = min(max(b for _, b in inside), stop) - len(previous)
+        return [
+            _Piece(header, False),
+            _Piece(new[len(header) : a], False),
+            _Piece(new[a:b], True),
+            _Piece(new[b:], False),
+        ]
+
+    def _plain_pieces(
+        self, messages: Sequence[Message], k: int, previous: str, new: str
+    ) -> list[_Piece]:
+        whole = [_Piece(new, True)]
+        probe = [*messages[:k], Message(role=messages[k].role, content=_SENTINEL)]
+        try:
+            probe_text = self._text(probe)
+        except AutotrainError:
+            return whole
+        if not probe_text.startswith(previous) or probe_text.count(_SENTINEL) != 1:
+            return whole
+        head, _, tail = probe_text[len(previous) :].partition(_SENTINEL)
+        fits = new.startswith(head) and new.endswith(tail) and len(new) >= len(head) + len(tail)
+        if not head or not fits:
+            return whole
+        body = new[len(head) :]
+        if self.encode(head) + self.encode(body) != self.encode(new):
+            return whole  # tokenization merges across the cut: keep the message in one piece
+        return [_Piece(head, False), _Piece(body, True)]
+
+    # -- the contract -------------------------------------------------------------------------
+    def _assemble(self, parts, scaffold: float = 0.0) -> SupervisedExample:
+        """Tokenize ``(piece, weight)`` pairs one by one; scaffolding pieces get ``scaffold``."""
+        input_ids: list[int] = []
+        loss_weights: list[float] = []
+        for piece, weight in parts:
+            tokens = self.encode(piece.text)
+            input_ids += tokens
+            loss_weights += [weight if piece.trained else scaffold] * len(tokens)
+        return SupervisedExample(input_ids, loss_weights)
+
+    def build_supervised_example(
+        self,
+        messages: Sequence[Message],
+        train_on: TrainOnWhat | str = TrainOnWhat.LAST_ASSISTANT_MESSAGE,
+    ) -> SupervisedExample:
+        train_on = TrainOnWhat.parse(train_on)
+        self.check_roles(messages)
+        prelude, layout = self._layout(messages)
+        parts = [(_Piece(prelude, False), 0.0)]
+        for k, pieces in enumerate(layout):
+            weight = self.message_weight(k, messages, train_on)
+            parts += [(piece, weight) for piece in pieces]
+        return self._assemble(parts, 1.0 if train_on is TrainOnWhat.ALL_TOKENS else 0.0)
+
+    def build_generation_prompt(self, messages: Sequence[Message]) -> list[int]:
+        self.check_roles(messages)
+        prelude, layout = self._layout(messages)
+        pieces = [_Piece(prelude, False), *(p for message in layout for p in message)]
+        rendered = "".join(p.text for p in pieces)
+        pieces.append(_Piece(self._generation_header(messages, rendered), False))
+        input_ids = self._assemble((p, 0.0) for p in pieces).input_ids
+        if not self._warned and input_ids != self.encode(rendered + pieces[-1].text):
+            self._warned = True
+            warnings.warn(
+                "chat_format='native': tokenizing this chat template message by message gives "
+                "different tokens than tokenizing the whole rendered prompt (the tokenizer merges "
+                "across a message boundary); training and prompts stay consistent with each other",
+                stacklevel=2,
+            )
+        return input_ids
+
+    def render_completion(
+        self, prompt: Sequence[Message], completion: Sequence[Message], weight: float = 1.0
+    ) -> SupervisedExample:
+        full = [*prompt, *completion]
+        self.check_roles(full)
+        _, layout = self._layout(full)
+        parts = []
+        for k in range(len(prompt), len(full)):
+            pieces = layout[k]
+            if k == len(prompt) and full[k].role == "assistant":
+                pieces = pieces[1:]  # its header ends the generation prompt
+            parts += [(p, weight if full[k].role == "assistant" else 0.0) for p in pieces]
+        return self._assemble(parts)
+
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+        """Header: scaffolding before the trained text; content: the trained text; footer: template
+        text after a ``{% generation %}`` block (not trained, unlike other formats' footers)."""
+        _, layout = self._layout(messages[: index + 1])
+        segments: list[list[int]] = [[], [], []]
+        seen_trained = False
+        for piece in layout[index]:
+            seen_trained = seen_trained or piece.trained
+            segments[1 if piece.trained else (2 if seen_trained else 0)] += self.encode(piece.text)
+        return MessageTokens(*segments)
+
+    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
+        prelude, layout = self._layout(messages)
+        rendered = prelude + "".join(p.text for message in layout for p in message)
+        return self.encode(self._generation_header(messages, rendered))
+
+    def stop_sequences(self) -> list[list[int]]:
+        if self._stops is None:
+            self._stops = self._find_stops()
+        return self._stops
+
+    def _find_stops(self) -> list[list[int]]:
+        stops: list[list[int]] = []
+        special = set(self.tokenizer.all_special_ids) | set(
+            getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        )
+        try:
+            _, layout = self._layout([Message("user", "Hi"), Message("assistant", "Hello")])
+            after = "".join(p.text for p in layout[-1][1:]).partition("Hello")[2]
+            tokens = self.encode(after)
+            if tokens and tokens[0] in special:
+                stops.append([tokens[0]])
+        except AutotrainError:
+            pass  # a template that needs more than this probe: EOS only
+        eos = self.tokenizer.eos_token_id
+        if eos is not None and [eos] not in stops:
+            stops.append([eos])
+        return stops
+
+    def chat_template(self) -> str:
+        return self._template
+
+
+@register_renderer("auto")
+class AutoRenderer(Renderer):
+    """Not a format of its own: builds ``native`` if the tokenizer has a chat template, else
+    ``chatml``. ``AutoRenderer(tokenizer)`` returns an instance of the chosen class."""
+
+    name = "auto"
+
+    @classmethod
+    def resolve(cls, tokenizer) -> type[Renderer]:
+        return NativeRenderer if tokenizer_chat_template(tokenizer) else ChatMLRenderer
+
+    def __new__(cls, tokenizer, token_weights: Mapping[str, float] | None = None):
+        return cls.resolve(tokenizer)(tokenizer, token_weights=token_weights)
