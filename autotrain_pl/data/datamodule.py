@@ -1,0 +1,429 @@
+"""``ChatDataModule``: chat data for train, validation, test and predict in one LightningDataModule.
+
+Pipeline per split: read (``data.sources``) -> rename columns -> validate and render through
+``dataset.map`` (``data.encoding``) -> optional packing -> batches (``data.sampler``,
+``data.collate``). Cheap checks run in ``__init__`` so a bad config fails before a model loads;
+reading and tokenizing run in ``setup``.
+
+The tokenizer and renderer are public, built lazily: objectives read
+``trainer.datamodule.tokenizer`` / ``.renderer`` in their ``setup`` and resize the model's
+embeddings to ``len(tokenizer)`` (missing chat-format tokens are added here).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from autotrain_pl.data.collate import (
+    GenerationCollator,
+    PreferenceCollator,
+    SFTCollator,
+    resolve_pad_token_id,
+)
+from autotrain_pl.data.encoding import DataStats, check_overlong_policy, encode_dataset
+from autotrain_pl.data.formats import ROW_FORMATS
+from autotrain_pl.data.packing import PackedCollator, pack_dataset
+from autotrain_pl.data.reading import read_source, source_format
+from autotrain_pl.data.sampler import (
+    BatchSamplerLoader,
+    LengthGroupedBatchSampler,
+    TokenBudgetBatchSampler,
+)
+from autotrain_pl.data.sources import LoadedSource, check_source_ref
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.rendering.messages import TrainOnWhat
+
+log = logging.getLogger(__name__)
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise AutotrainError(f"{name}={value!r} must be a positive integer")
+
+
+class ChatDataModule(LightningDataModule):
+    """Chat, instruction, plain-text and preference data, validated, tokenized and batched.
+
+    Args:
+        data_path: training data: a jsonl/json/csv/parquet file, a folder of them, a
+            ``datasets`` name, or ``synthetic:<generator>?key=value``.
+        valid_path: separate validation data (same kinds of reference).
+        test_path: test data.
+        predict_path: prompts to complete in ``predict`` (defaults to test, then validation data).
+        tokenizer: a model reference for ``autotrain_pl.models.load_tokenizer`` or a tokenizer.
+        chat_format: renderer name (``auto`` picks from the tokenizer).
+        batch_size: training samples (packed rows when packing) per batch.
+        eval_batch_size: validation/test/predict batch size (default ``batch_size``).
+        max_length: longest sample in tokens; longer ones follow ``overlong_policy``.
+        row_format: ``auto`` or one of ``data.formats.ROW_FORMATS``.
+        column_mapping: rename columns ``{old: new}`` before format detection.
+        train_on: which tokens carry loss weight (``TrainOnWhat``).
+        token_weights: per-role loss weights, e.g. ``{"system": 0.0, "user": 0.1}``.
+        valid_split: split of a folder/named dataset to validate on (e.g. ``validation``).
+        valid_fraction: seeded share of the training data held out for validation.
+        seed: seed for the validation split, shuffling, batching and packing.
+        overlong_policy: ``truncate`` (default) or ``drop`` samples longer than ``max_length``.
+        max_tokens_per_batch: token budget per batch with length-grouped batching.
+        group_by_length: fixed-size batches grouped by length (HF ``group_by_length``).
+        packing: pack several samples per ``max_length`` row (SFT only).
+        pad_to_multiple_of: round padded lengths up to this multiple.
+        num_workers: DataLoader workers.
+        max_samples: read at most this many rows per source (quick runs, debugging).
+        split: split of a folder/named dataset to train on.
+        subset: configuration name of a named dataset.
+        padding_free: with packing, emit one concatenated row with ``position_ids`` and no
+            ``attention_mask`` (FlashAttention-2 models; see ``data.packing``).
+
+    Attributes:
+        train_dataset, val_dataset, test_dataset, predict_dataset: tokenized ``datasets.Dataset``
+            objects, filled by ``setup`` (``train_dataset`` holds packed rows when packing).
+        stats: split name -> :class:`DataStats` (rows read, truncated/dropped over-long, dropped
+            empty). With ``valid_fraction`` the ``train`` counts cover all of ``data_path``.
+        kind: ``"sft"`` or ``"preference"``, from the data's row format.
+    """
+
+    def __init__(
+        self,
+        data_path: str | None,
+        valid_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        tokenizer: str | Any | None = None,
+        chat_format: str = "auto",
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        max_length: int = 1024,
+        row_format: str = "auto",
+        column_mapping: dict[str, str] | None = None,
+        train_on: str = "last_assistant_message",
+        token_weights: dict[str, float] | None = None,
+        valid_split: str | None = None,
+        valid_fraction: float = 0.0,
+        seed: int = 42,
+        overlong_policy: str = "truncate",
+        max_tokens_per_batch: int | None = None,
+        group_by_length: bool = False,
+        packing: bool = False,
+        pad_to_multiple_of: int | None = None,
+        num_workers: int = 0,
+        max_samples: int | None = None,
+        split: str | None = None,
+        subset: str | None = None,
+        padding_free: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=[] if isinstance(tokenizer, str | None) else ["tokenizer"])
+        self.data_path = data_path
+        self.valid_path = valid_path
+        self.test_path = test_path
+        self.predict_path = predict_path
+        self.chat_format = chat_format
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.max_length = max_length
+        self.row_format = row_format
+        self.column_mapping = dict(column_mapping or {})
+        self.train_on = TrainOnWhat.parse(train_on)
+        self.token_weights = dict(token_weights or {})
+        self.valid_split = valid_split
+        self.valid_fraction = valid_fraction
+        self.seed = seed
+        self.overlong_policy = overlong_policy
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.group_by_length = group_by_length
+        self.packing = packing
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.num_workers = num_workers
+        self.max_samples = max_samples
+        self.split = split
+        self.subset = subset
+        self.padding_free = padding_free
+        self._validate_config()
+
+        self._tokenizer_ref = tokenizer
+        self._tokenizer: Any | None = None
+        self._renderer: Any | None = None
+        self._sources: dict[tuple[str, str | None], LoadedSource] = {}
+        self.train_dataset = None
+        self.val_dataset = None
+        self.test_dataset = None
+        self.predict_dataset = None
+        self.stats: dict[str, DataStats] = {}
+
+    # -- configuration --------------------------------------------------------------------
+    def _validate_config(self) -> None:
+        """Cheap checks only: no reading, no tokenizer, no model."""
+        for name in ("data_path", "valid_path", "test_path", "predict_path"):
+            value = getattr(self, name)
+            if value is not None:
+                check_source_ref(value, name)
+        if self.chat_format != "auto":
+            from autotrain_pl.rendering.registry import renderer_class
+
+            renderer_class(self.chat_format)
+        for name in (
+            "batch_size",
+            "eval_batch_size",
+            "max_length",
+            "max_tokens_per_batch",
+            "pad_to_multiple_of",
+            "max_samples",
+        ):
+            _positive(name, getattr(self, name))
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise AutotrainError(f"num_workers={self.num_workers!r} must be 0 or more")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise AutotrainError(f"valid_fraction={self.valid_fraction} must lie in [0, 1)")
+        check_overlong_policy(self.overlong_policy)
+        if self.row_format != "auto" and self.row_format.replace("-", "_") not in ROW_FORMATS:
+            raise AutotrainError(
+                f"row_format={self.row_format!r} is unknown; use auto or one of: "
+                f"{', '.join(ROW_FORMATS)}"
+            )
+        chosen = [n for n in ("valid_path", "valid_split") if getattr(self, n)]
+        chosen += ["valid_fraction"] if self.valid_fraction > 0 else []
+        if len(chosen) > 1:
+            raise AutotrainError(
+                f"{' and '.join(chosen)} are both set; choose one source of validation data"
+            )
+        if self.max_tokens_per_batch and self.group_by_length:
+            raise AutotrainError(
+                "max_tokens_per_batch and group_by_length are both set; token-budget batches are "
+                "already grouped by length, so set only one"
+            )
+        if self.max_tokens_per_batch and self.max_tokens_per_batch < self.max_length:
+            raise AutotrainError(
+                f"max_tokens_per_batch={self.max_tokens_per_batch} is below max_length="
+                f"{self.max_length}, so a long sample fits no batch; raise it or lower max_length"
+            )
+        if (self.valid_split or self.valid_fraction) and not self.data_path:
+            raise AutotrainError(
+                "valid_split / valid_fraction need data_path; set it or valid_path"
+            )
+        if self.padding_free and not self.packing:
+            raise AutotrainError("padding_free=true needs packing=true")
+        for role, weight in self.token_weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise AutotrainError(f"token_weights[{role!r}]={weight!r} must be a number")
+
+    # -- tokenizer and renderer -----------------------------------------------------------
+    @property
+    def tokenizer(self):
+        """The tokenizer, with the chat format's special tokens added (loaded on first use)."""
+        if self._tokenizer is None:
+            ref = self._tokenizer_ref
+            if ref is None:
+                raise AutotrainError(
+                    "ChatDataModule has no tokenizer: set data.init_args.tokenizer to the model "
+                    "reference (e.g. builtin:tiny) or link it from the model"
+                )
+            if isinstance(ref, str):
+                from autotrain_pl.models import load_tokenizer
+
+                ref = load_tokenizer(ref)
+            from autotrain_pl.rendering.registry import add_missing_special_tokens, renderer_class
+
+            added = add_missing_special_tokens(ref, renderer_class(self.chat_format))
+            if added:
+                log.info("added special tokens %s for chat_format=%s", added, self.chat_format)
+            self._tokenizer = ref
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value) -> None:
+        """Hand over a tokenizer (e.g. the model's) before ``setup``; resets the renderer."""
+        self._tokenizer_ref, self._tokenizer, self._renderer = value, None, None
+
+    @property
+    def renderer(self):
+        """The chat-format renderer built on :attr:`tokenizer`."""
+        if self._renderer is None:
+            from autotrain_pl.rendering.registry import get_renderer
+
+            self._renderer = get_renderer(
+                self.chat_format, self.tokenizer, token_weights=self.token_weights or None
+            )
+        return self._renderer
+
+    @property
+    def pad_token_id(self) -> int:
+        return resolve_pad_token_id(self.tokenizer)
+
+    # -- reading --------------------------------------------------------------------------
+    def _source(self, ref: str, split: str | None = None) -> LoadedSource:
+        key = (ref, split)
+        if key not in self._sources:
+            self._sources[key] = read_source(
+                ref,
+                split=split,
+                subset=self.subset,
+                column_mapping=self.column_mapping,
+                max_samples=self.max_samples,
+            )
+        return self._sources[key]
+
+    @property
+    def kind(self) -> str:
+        """``"preference"`` or ``"sft"``, from the row format of the training (or other) data."""
+        ref = next(
+            (p for p in (self.data_path, self.valid_path, self.test_path, self.predict_path) if p),
+            None,
+        )
+        if ref is None:
+            raise AutotrainError("ChatDataModule has no data: set data_path")
+        split = self.split if ref == self.data_path else None
+        spec = source_format(self._source(ref, split), self.row_format)
+        return "preference" if spec.kind == "preference" else "sft"
+
+    def _encode(self, source: LoadedSource, mode: str, split_name: str):
+        spec = source_format(source, self.row_format)
+        dataset, stats = encode_dataset(
+            source,
+            spec,
+            self.renderer,
+            mode=mode,
+            train_on=self.train_on,
+            max_length=self.max_length,
+            overlong_policy=self.overlong_policy,
+            split_name=split_name,
+        )
+        self.stats[split_name] = stats
+        return dataset
+
+    # -- Lightning hooks ------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Read, validate and tokenize the splits the stage needs (idempotent)."""
+        mode = self.kind
+        if stage in (None, "fit", "validate"):
+            self._setup_train_and_val(mode, need_train=stage in (None, "fit"))
+        if stage in (None, "test") and self.test_path and self.test_dataset is None:
+            self.test_dataset = self._encode(self._source(self.test_path), mode, "test")
+        if stage == "predict" and self.predict_dataset is None:
+            self.predict_dataset = self._encode(self._predict_source(), "generate", "predict")
+
+    def _setup_train_and_val(self, mode: str, need_train: bool) -> None:
+        if self.packing and mode == "preference":
+            raise AutotrainError("packing=true works for SFT data only; set packing=false")
+        if need_train and self.data_path is None:
+            raise AutotrainError("data_path is not set; give the training data")
+        if self.train_dataset is None and self.data_path and (need_train or self.valid_fraction):
+            train = self._encode(self._source(self.data_path, self.split), mode, "train")
+            if self.valid_fraction > 0:
+                train, self.val_dataset = self._split_fraction(train)
+            if self.packing:
+                train = pack_dataset(train, self.max_length, seed=self.seed)
+            self.train_dataset = train
+        if self.val_dataset is None and (self.valid_path or self.valid_split):
+            source = (
+                self._source(self.valid_path)
+                if self.valid_path
+                else self._source(self.data_path, self.valid_split)
+            )
+            self.val_dataset = self._encode(source, mode, "val")
+
+    def _split_fraction(self, dataset):
+        n_val = max(1, round(len(dataset) * self.valid_fraction))
+        if n_val >= len(dataset):
+            raise AutotrainError(
+                f"{self.data_path}: valid_fraction={self.valid_fraction} of {len(dataset)} "
+                "samples leaves nothing to train on; lower valid_fraction or add data"
+            )
+        parts = dataset.train_test_split(test_size=n_val, seed=self.seed, shuffle=True)
+        return parts["train"], parts["test"]
+
+    def _predict_source(self) -> LoadedSource:
+        if self.predict_path or self.test_path or self.valid_path:
+            return self._source(self.predict_path or self.test_path or self.valid_path)
+        if self.valid_split and self.data_path:
+            return self._source(self.data_path, self.valid_split)
+        raise AutotrainError("predict needs prompts: set predict_path (or test_path / valid_path)")
+
+    # -- dataloaders ----------------------------------------------------------------------
+    def _collator(self, mode: str):
+        if mode == "preference":
+            return PreferenceCollator(self.pad_token_id, self.pad_to_multiple_of)
+        return SFTCollator(self.pad_token_id, self.pad_to_multiple_of)
+
+    def _ranks(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def train_dataloader(self):
+        if self.train_dataset is None:
+            self.setup("fit")
+        dataset = self.train_dataset
+        if self.packing:
+            collate = PackedCollator(self.pad_token_id, self.pad_to_multiple_of, self.padding_free)
+        else:
+            collate = self._collator(self.kind)
+        num_replicas, rank = self._ranks()
+        batch_sampler = None
+        if self.max_tokens_per_batch:
+            batch_sampler = TokenBudgetBatchSampler(
+                dataset["length"],
+                self.max_tokens_per_batch,
+                seed=self.seed,
+                num_replicas=num_replicas,
+                rank=rank,
+                pad_to_multiple_of=self.pad_to_multiple_of,
+            )
+        elif self.group_by_length:
+            batch_sampler = LengthGroupedBatchSampler(
+                dataset["length"],
+                self.batch_size,
+                seed=self.seed,
+                num_replicas=num_replicas,
+                rank=rank,
+            )
+        if batch_sampler is not None:
+            loader = DataLoader(
+                dataset, batch_sampler=batch_sampler, collate_fn=collate, **self._worker_args()
+            )
+            return BatchSamplerLoader(loader)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(self.seed),
+            **self._worker_args(),
+        )
+
+    def _eval_loader(self, dataset, collate) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=collate,
+            **self._worker_args(),
+        )
+
+    def val_dataloader(self):
+        if self.val_dataset is None:
+            self.setup("validate")
+        if self.val_dataset is None:
+            return []
+        return self._eval_loader(self.val_dataset, self._collator(self.kind))
+
+    def test_dataloader(self):
+        if self.test_dataset is None:
+            self.setup("test")
+        if self.test_dataset is None:
+            raise AutotrainError("test needs data: set test_path")
+        return self._eval_loader(self.test_dataset, self._collator(self.kind))
+
+    def predict_dataloader(self):
+        if self.predict_dataset is None:
+            self.setup("predict")
+        collate = GenerationCollator(self.pad_token_id, self.pad_to_multiple_of)
+        return self._eval_loader(self.predict_dataset, collate)
+
+    def _worker_args(self) -> dict[str, Any]:
+        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}

@@ -1,0 +1,292 @@
+"""Rows to token ids through ``dataset.map``: validation, rendering, and over-long samples.
+
+One map pass converts each row to a record (validating it, see ``data.validation``), renders it
+with the chat format's renderer, and applies the over-long policy. Every row gets a ``status``;
+the statuses are counted into :class:`DataStats` and the dropped rows are filtered out, so the
+counts are exact and the result is cached by ``datasets`` like any other map.
+
+Columns produced, by ``mode``:
+
+- ``sft`` (and plain ``text`` rows): ``input_ids``, ``loss_weights`` (float), ``length``;
+- ``preference``: ``prompt_ids``, ``chosen_ids``, ``chosen_weights``, ``rejected_ids``,
+  ``rejected_weights``, ``length`` (prompt + longer completion). The prompt is rendered once;
+  completions come from ``renderer.render_completion`` and are joined to it at collate time;
+- ``generate``: ``input_ids`` (the generation prompt), ``reference``, ``metadata`` (JSON), ``length``.
+
+Position 0 never carries weight: nothing predicts the first token (``loss_weights[t]`` is the
+weight of token ``t`` predicted from position ``t - 1``). Zeroing it here keeps weight sums equal
+for padded and packed batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import datasets
+
+from autotrain_pl.data.formats import Record, RowFormat, TextDocument, to_record
+from autotrain_pl.data.sources import LoadedSource, RowLocator
+from autotrain_pl.data.validation import RowError, check_not_empty, located, require_assistant
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.rendering.messages import Conversation, Preference, TrainOnWhat
+
+log = logging.getLogger(__name__)
+
+OVERLONG_POLICIES = ("truncate", "drop")
+MODES = ("sft", "preference", "generate")
+_KEEP = ("ok", "truncated")
+#: Metadata keys that hold the expected answer of a prompt, in order of preference.
+REFERENCE_KEYS = ("reference", "answer", "solution", "target")
+
+
+@dataclass
+class DataStats:
+    """What happened to the rows of one split (logged and kept on the datamodule)."""
+
+    rows_read: int = 0
+    samples: int = 0
+    truncated_overlong: int = 0
+    dropped_overlong: int = 0
+    dropped_truncated_untrainable: int = 0
+    dropped_empty: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def check_overlong_policy(policy: str) -> None:
+    if policy not in OVERLONG_POLICIES:
+        raise AutotrainError(
+            f"overlong_policy={policy!r} is unknown; use one of: {', '.join(OVERLONG_POLICIES)}"
+        )
+
+
+def _trained(weights: list[float]) -> bool:
+    return any(w != 0 for w in weights[1:])
+
+
+def _sft(ids: list[int], weights: list[float], max_length: int, policy: str) -> dict[str, Any]:
+    weights = [0.0, *weights[1:]] if weights else weights
+    status = "ok"
+    if not _trained(weights):
+        status = "dropped_empty"
+    elif len(ids) > max_length:
+        if policy == "drop":
+            status = "dropped_overlong"
+        else:
+            ids, weights = ids[:max_length], weights[:max_length]
+            status = "truncated" if _trained(weights) else "dropped_truncated_untrainable"
+    if status not in _KEEP:
+        ids, weights = [], []
+    return {"input_ids": ids, "loss_weights": weights, "length": len(ids), "status": status}
+
+
+def encode_text(document: TextDocument, tokenizer, max_length: int, policy: str) -> dict[str, Any]:
+    """BOS + text + EOS, every token weighted (no chat format)."""
+    ids = list(tokenizer.encode(document.text, add_special_tokens=False))
+    if tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id, *ids]
+    if tokenizer.eos_token_id is not None:
+        ids = [*ids, tokenizer.eos_token_id]
+    return _sft(ids, [1.0] * len(ids), max_length, policy)
+
+
+def encode_sft(
+    record: Record, renderer, train_on: TrainOnWhat, max_length: int, policy: str
+) -> dict[str, Any]:
+    if isinstance(record, TextDocument):
+        return encode_text(record, renderer.tokenizer, max_length, policy)
+    if isinstance(record, Preference):  # SFT on preference data trains on the chosen reply
+        record = Conversation(record.prompt + record.chosen, record.metadata)
+    require_assistant(record.messages, "messages")
+    ids, weights = renderer.build_supervised_example(record.messages, train_on)
+    return _sft(list(ids), list(weights), max_length, policy)
+
+
+def encode_preference(record: Record, renderer, max_length: int, policy: str) -> dict[str, Any]:
+    if not isinstance(record, Preference):
+        raise RowError("chosen", "preference training needs chosen and rejected columns")
+    prompt_ids = renderer.build_generation_prompt(record.prompt)
+    chosen = renderer.render_completion(record.prompt, record.chosen)
+    rejected = renderer.render_completion(record.prompt, record.rejected)
+    out = {
+        "prompt_ids": prompt_ids,
+        "chosen_ids": chosen.input_ids,
+        "chosen_weights": chosen.loss_weights,
+        "rejected_ids": rejected.input_ids,
+        "rejected_weights": rejected.loss_weights,
+    }
+    room = max_length - len(prompt_ids)
+    status = "ok"
+    if not (any(chosen.loss_weights) and any(rejected.loss_weights)):
+        status = "dropped_empty"
+    elif max(len(chosen), len(rejected)) > room:
+        if policy == "drop":
+            status = "dropped_overlong"
+        else:
+            for key in ("chosen", "rejected"):
+                out[f"{key}_ids"] = out[f"{key}_ids"][: max(room, 0)]
+                out[f"{key}_weights"] = out[f"{key}_weights"][: max(room, 0)]
+            trained = any(out["chosen_weights"]) and any(out["rejected_weights"])
+            status = "truncated" if trained else "dropped_truncated_untrainable"
+    if status not in _KEEP:
+        out = {key: [] for key in out}
+    out["length"] = len(out["prompt_ids"]) + max(len(out["chosen_ids"]), len(out["rejected_ids"]))
+    out["status"] = status
+    return out
+
+
+def split_prompt(record: Record) -> tuple[list, str | None]:
+    """Prompt messages and reference answer of a record, for generation and evaluation.
+
+    The reference is a metadata column (``reference``, ``answer``, ...) or else the final
+    assistant message, which is removed from the prompt.
+    """
+    if isinstance(record, TextDocument):
+        raise RowError("text", "plain text rows have no prompt to generate from; use chat rows")
+    reference = next((record.metadata[k] for k in REFERENCE_KEYS if k in record.metadata), None)
+    if isinstance(record, Preference):
+        prompt, final = record.prompt, record.chosen[-1].content
+    else:
+        messages = record.messages
+        last = messages[-1] if messages else None
+        has_reply = last is not None and last.role == "assistant"
+        prompt, final = (messages[:-1], last.content) if has_reply else (messages, None)
+    if not prompt:
+        raise RowError("messages", "has no prompt before the assistant reply; add a user message")
+    return prompt, (final if reference is None else str(reference))
+
+
+def encode_generation(record: Record, renderer, max_length: int, policy: str) -> dict[str, Any]:
+    prompt, reference = split_prompt(record)
+    ids = renderer.build_generation_prompt(prompt)
+    status = "ok"
+    if len(ids) > max_length:  # keep the end: the question sits at the end of a long prompt
+        status = "dropped_overlong" if policy == "drop" else "truncated"
+        ids = [] if policy == "drop" else ids[-max_length:]
+    metadata = json.dumps(record.metadata, default=str, ensure_ascii=False)
+    return {
+        "input_ids": ids,
+        "reference": reference,
+        "metadata": metadata,
+        "length": len(ids),
+        "status": status,
+    }
+
+
+def _encode_row(
+    row: dict[str, Any],
+    index: int,
+    spec: RowFormat,
+    locator: RowLocator,
+    renderer,
+    mode: str,
+    train_on: str,
+    max_length: int,
+    policy: str,
+) -> dict[str, Any]:
+    try:
+        record = to_record(row, spec)
+        if mode == "preference":
+            return encode_preference(record, renderer, max_length, policy)
+        if mode == "generate":
+            return encode_generation(record, renderer, max_length, policy)
+        return encode_sft(record, renderer, TrainOnWhat(train_on), max_length, policy)
+    except (RowError, AutotrainError) as err:
+        raise located(locator.where(index), err) from None
+
+
+def encode_dataset(
+    source: LoadedSource,
+    spec: RowFormat,
+    renderer,
+    *,
+    mode: str,
+    train_on: str | TrainOnWhat = TrainOnWhat.LAST_ASSISTANT_MESSAGE,
+    max_length: int = 1024,
+    overlong_policy: str = "truncate",
+    split_name: str = "train",
+) -> tuple[datasets.Dataset, DataStats]:
+    """Validate, render and length-filter a loaded source; returns the dataset and its counts.
+
+    Raises:
+        AutotrainError: a bad row (naming its place and field), or nothing left after filtering.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}; expected one of {MODES}")
+    check_overlong_policy(overlong_policy)
+    train_on = TrainOnWhat.parse(train_on).value
+    dataset = source.dataset
+    encoded = dataset.map(
+        _encode_row,
+        with_indices=True,
+        remove_columns=dataset.column_names,
+        fn_kwargs={
+            "spec": spec,
+            "locator": source.locator,
+            "renderer": renderer,
+            "mode": mode,
+            "train_on": train_on,
+            "max_length": max_length,
+            "policy": overlong_policy,
+        },
+        desc=f"Tokenizing {split_name}",
+    )
+    counts = Counter(encoded["status"])
+    stats = DataStats(
+        rows_read=len(dataset),
+        samples=counts["ok"] + counts["truncated"],
+        truncated_overlong=counts["truncated"],
+        dropped_overlong=counts["dropped_overlong"],
+        dropped_truncated_untrainable=counts["dropped_truncated_untrainable"],
+        dropped_empty=counts["dropped_empty"],
+    )
+    if stats.samples < len(dataset):
+        encoded = encoded.filter(
+            lambda statuses: [s in _KEEP for s in statuses],
+            input_columns="status",
+            batched=True,
+            desc=f"Dropping {split_name} rows",
+        )
+    encoded = encoded.remove_columns("status")
+    report_stats(stats, split_name, source.locator.name, max_length, overlong_policy)
+    check_not_empty(len(encoded), source.locator.name, _nonzero_drops(stats))
+    return encoded, stats
+
+
+def _nonzero_drops(stats: DataStats) -> dict[str, int]:
+    fields = stats.as_dict()
+    return {k: v for k, v in fields.items() if k.startswith(("rows", "dropped")) and v}
+
+
+def report_stats(
+    stats: DataStats, split_name: str, source: str, max_length: int, policy: str
+) -> None:
+    """Log the counts; warn when samples were dropped, since that changes what is trained."""
+    log.info("%s (%s): %s", split_name, source, stats.as_dict())
+    if stats.dropped_truncated_untrainable:
+        log.warning(
+            "%s: dropped %d samples because truncation to max_length=%d would cut away all of "
+            "their trained tokens; raise max_length to keep them",
+            source,
+            stats.dropped_truncated_untrainable,
+            max_length,
+        )
+    if stats.dropped_overlong:
+        log.warning(
+            "%s: dropped %d samples longer than max_length=%d (overlong_policy=%s)",
+            source,
+            stats.dropped_overlong,
+            max_length,
+            policy,
+        )
+    if stats.dropped_empty:
+        log.warning(
+            "%s: dropped %d samples with no trained tokens (check train_on / weights)",
+            source,
+            stats.dropped_empty,
+        )

@@ -1,0 +1,197 @@
+"""Row formats: which columns a row has, and how it becomes a ``Conversation`` or ``Preference``.
+
+Supported formats (``row_format``), auto-detected from the column names:
+
+- ``messages``: ``messages`` = OpenAI-style ``[{role, content}, ...]``;
+- ``prompt_completion``: ``prompt`` + ``completion``, each a string or a message list;
+- ``text``: plain ``text``, trained on every token without a chat format;
+- ``alpaca``: ``instruction`` + ``output`` (+ optional ``input``, ``system``);
+- ``sharegpt``: ``conversations`` = ``[{from, value}, ...]`` (human/gpt/system);
+- ``preference``: ``chosen`` + ``rejected`` (+ ``prompt``), strings or message lists.
+
+Columns a format does not consume (``reference``, ``answer``, ``id``, ...) go to ``metadata``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from autotrain_pl.data.validation import RowError, as_message, as_messages, as_text, as_turns
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.rendering.messages import Conversation, Message, Preference
+
+
+@dataclass(frozen=True)
+class RowFormat:
+    """Columns a format needs and may use; everything else becomes metadata."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    kind: str = "sft"
+
+    def describe(self) -> str:
+        extra = f" (+{', '.join(self.optional)})" if self.optional else ""
+        return f"{self.name}: {'+'.join(self.required)}{extra}"
+
+
+ROW_FORMATS: dict[str, RowFormat] = {
+    f.name: f
+    for f in (
+        RowFormat("messages", ("messages",)),
+        RowFormat("prompt_completion", ("prompt", "completion")),
+        RowFormat("text", ("text",), kind="text"),
+        RowFormat("alpaca", ("instruction", "output"), ("input", "system")),
+        RowFormat("sharegpt", ("conversations",), ("system",)),
+        RowFormat("preference", ("chosen", "rejected"), ("prompt",), kind="preference"),
+    )
+}
+
+#: ShareGPT speaker names -> roles.
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "model": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function": "tool",
+    "observation": "tool",
+}
+
+
+@dataclass
+class TextDocument:
+    """A plain-text row: trained on all tokens (BOS + text + EOS), no chat format."""
+
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+Record = Conversation | Preference | TextDocument
+
+
+def _expected() -> str:
+    return "; ".join(f.describe() for f in ROW_FORMATS.values())
+
+
+def detect_row_format(columns: Sequence[str], source: str, row_format: str = "auto") -> RowFormat:
+    """The row format of a dataset with ``columns``: the override, or the single one that fits.
+
+    Raises:
+        AutotrainError: unknown override, missing columns, or several formats fit.
+    """
+    found = ", ".join(columns) or "none"
+    if row_format != "auto":
+        name = row_format.replace("-", "_")
+        if name not in ROW_FORMATS:
+            raise AutotrainError(
+                f"row_format={row_format!r} is unknown; use auto or one of: {', '.join(ROW_FORMATS)}"
+            )
+        spec = ROW_FORMATS[name]
+        missing = [c for c in spec.required if c not in columns]
+        if missing:
+            raise AutotrainError(
+                f"{source}: row_format={name!r} needs column(s) {', '.join(missing)}, found: "
+                f"{found}; rename columns with column_mapping"
+            )
+        return spec
+    matches = [f for f in ROW_FORMATS.values() if all(c in columns for c in f.required)]
+    if not matches:
+        raise AutotrainError(
+            f"{source}: cannot tell the row format from the columns (found: {found}); expected "
+            f"one of [{_expected()}]; rename columns with column_mapping or set row_format"
+        )
+    if len(matches) > 1:
+        names = ", ".join(f.name for f in matches)
+        raise AutotrainError(
+            f"{source}: the columns (found: {found}) fit several row formats ({names}); "
+            "set row_format to the one you mean, or drop columns with column_mapping"
+        )
+    return matches[0]
+
+
+def to_record(row: Mapping[str, Any], spec: RowFormat) -> Record:
+    """Convert one row to a validated record; raises :class:`RowError` naming the bad field."""
+    used = set(spec.required) | set(spec.optional)
+    metadata = {k: v for k, v in row.items() if k not in used}
+    if spec.name == "messages":
+        return Conversation(as_messages(row.get("messages"), "messages"), metadata)
+    if spec.name == "prompt_completion":
+        prompt = as_turns(row.get("prompt"), "prompt", role="user")
+        completion = as_turns(row.get("completion"), "completion", role="assistant")
+        return Conversation(prompt + completion, metadata)
+    if spec.name == "text":
+        return TextDocument(as_text(row.get("text"), "text", allow_empty=False), metadata)
+    if spec.name == "alpaca":
+        return Conversation(_alpaca_messages(row), metadata)
+    if spec.name == "sharegpt":
+        return Conversation(_sharegpt_messages(row), metadata)
+    if spec.name == "preference":
+        return _preference(row, metadata)
+    raise AssertionError(f"unhandled row format {spec.name}")
+
+
+def _system(row: Mapping[str, Any]) -> list[Message]:
+    system = row.get("system")
+    if system is None or system == "":
+        return []
+    return [as_message({"role": "system", "content": system}, "system")]
+
+
+def _alpaca_messages(row: Mapping[str, Any]) -> list[Message]:
+    instruction = as_text(row.get("instruction"), "instruction", allow_empty=False)
+    extra = row.get("input")
+    if extra is not None and as_text(extra, "input").strip():
+        instruction = f"{instruction}\n\n{extra}"
+    reply = as_message({"role": "assistant", "content": row.get("output")}, "output")
+    return [*_system(row), Message("user", instruction), reply]
+
+
+def _sharegpt_messages(row: Mapping[str, Any]) -> list[Message]:
+    turns = row.get("conversations")
+    if not isinstance(turns, list | tuple) or not turns:
+        raise RowError("conversations", "must be a non-empty list of {from, value} turns")
+    messages = _system(row)
+    for i, turn in enumerate(turns):
+        name = f"conversations[{i}]"
+        if not isinstance(turn, Mapping):
+            raise RowError(name, "must be a {from, value} object")
+        speaker = turn.get("from")
+        if speaker not in SHAREGPT_ROLES:
+            raise RowError(
+                f"{name}.from",
+                f"unknown speaker {speaker!r}; use one of: {', '.join(SHAREGPT_ROLES)}",
+            )
+        messages.append(
+            as_message(
+                {"content": turn.get("value"), "weight": turn.get("weight")},
+                name,
+                role=SHAREGPT_ROLES[speaker],
+            )
+        )
+    return messages
+
+
+def _preference(row: Mapping[str, Any], metadata: dict[str, Any]) -> Preference:
+    prompt_value = row.get("prompt")
+    prompt = [] if prompt_value is None else as_turns(prompt_value, "prompt", role="user")
+    chosen = as_turns(row.get("chosen"), "chosen", role="assistant")
+    rejected = as_turns(row.get("rejected"), "rejected", role="assistant")
+    # Conversational pairs often repeat the prompt inside each completion: strip it.
+    if prompt and chosen[: len(prompt)] == prompt and rejected[: len(prompt)] == prompt:
+        chosen, rejected = chosen[len(prompt) :], rejected[len(prompt) :]
+    if not prompt:
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
+            shared += 1
+        prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
+    for name, completion in (("chosen", chosen), ("rejected", rejected)):
+        if not any(m.role == "assistant" for m in completion):
+            raise RowError(name, "has no assistant message after the prompt; add the reply")
+    if not prompt:
+        raise RowError("prompt", "is missing; add a prompt column or shared leading messages")
+    return Preference(prompt, chosen, rejected, metadata)

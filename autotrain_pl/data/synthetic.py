@@ -1,0 +1,245 @@
+"""Deterministic synthetic datasets, so that configs and tests run offline as they are.
+
+Every generator returns plain rows (dicts) in one of the row formats of ``data.formats`` and is
+reachable from a config through a ``synthetic:<name>?key=value&...`` reference, for example
+``synthetic:arithmetic?n=2000&n_valid=200&split=train&seed=0``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from autotrain_pl.errors import AutotrainError
+
+SYNTHETIC_PREFIX = "synthetic:"
+_OPS: dict[str, Callable[[int, int], int]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+}
+
+
+def _operand_range(digits: int) -> range:
+    if digits < 1:
+        raise AutotrainError(f"synthetic arithmetic digits={digits} must be at least 1")
+    low = 0 if digits == 1 else 10 ** (digits - 1)
+    return range(low, 10**digits)
+
+
+def _check_ops(ops: str) -> str:
+    unknown = sorted(set(ops) - set(_OPS))
+    if not ops or unknown:
+        raise AutotrainError(
+            f"synthetic arithmetic ops={ops!r} has unknown operators {unknown}; use characters of '+-*'"
+        )
+    return ops
+
+
+def _problem(a: int, op: str, b: int, system_prompt: str | None) -> dict[str, Any]:
+    answer = str(_OPS[op](a, b))
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages += [
+        {"role": "user", "content": f"What is {a} {op} {b}?"},
+        {"role": "assistant", "content": answer},
+    ]
+    return {"messages": messages, "reference": answer}
+
+
+def _sample_pairs(rng: random.Random, pool: list[int], n: int) -> list[int]:
+    """``n`` distinct pair indices from ``pool`` when it is large enough, else with repeats."""
+    if n <= len(pool):
+        return rng.sample(pool, n)
+    return [rng.choice(pool) for _ in range(n)]
+
+
+def arithmetic_splits(
+    n_train: int,
+    n_valid: int,
+    seed: int = 0,
+    digits: int = 2,
+    ops: str = "+",
+    system_prompt: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train and validation arithmetic chats whose operand pairs are disjoint.
+
+    A held-out accuracy only measures generalisation if no held-out question was trained on, so
+    validation pairs are drawn first and removed from the pool that training draws from.
+    """
+    operands = _operand_range(digits)
+    ops = _check_ops(ops)
+    n_pairs = len(operands) ** 2
+    if n_valid >= n_pairs:
+        raise AutotrainError(
+            f"synthetic arithmetic n_valid={n_valid} leaves no operand pairs for training "
+            f"({n_pairs} exist with digits={digits}); lower n_valid or raise digits"
+        )
+    rng = random.Random(seed)
+    all_pairs = list(range(n_pairs))
+    valid_ids = rng.sample(all_pairs, n_valid)
+    held_out = set(valid_ids)
+    train_ids = _sample_pairs(rng, [p for p in all_pairs if p not in held_out], n_train)
+
+    def rows(pair_ids: list[int]) -> list[dict[str, Any]]:
+        out = []
+        for pair in pair_ids:
+            a, b = divmod(pair, len(operands))
+            out.append(_problem(operands[a], rng.choice(ops), operands[b], system_prompt))
+        return out
+
+    return rows(train_ids), rows(valid_ids)
+
+
+def arithmetic(
+    n: int = 1000,
+    seed: int = 0,
+    digits: int = 2,
+    ops: str = "+",
+    split: str = "train",
+    n_valid: int = 0,
+    system_prompt: str | None = None,
+) -> list[dict[str, Any]]:
+    """Arithmetic Q&A chats ("What is 37 + 58?" -> "95") with the answer as ``reference``.
+
+    With ``n_valid > 0``, ``split="valid"`` returns the ``n_valid`` held-out rows and
+    ``split="train"`` the ``n`` training rows of :func:`arithmetic_splits` for the same seed.
+    """
+    if split not in ("train", "valid"):
+        raise AutotrainError(f"synthetic arithmetic split={split!r} is unknown; use train or valid")
+    train, valid = arithmetic_splits(n, n_valid, seed, digits, ops, system_prompt)
+    return train if split == "train" else valid
+
+
+def preference(
+    n: int = 1000, seed: int = 0, digits: int = 2, ops: str = "+"
+) -> list[dict[str, Any]]:
+    """Preference pairs: the correct answer is chosen, a nearby wrong answer is rejected."""
+    rows = []
+    rng = random.Random(seed)
+    for row in arithmetic(n=n, seed=seed, digits=digits, ops=ops):
+        answer = int(row["reference"])
+        wrong = answer + rng.choice([-1, 1]) * rng.randint(1, 10)
+        rows.append(
+            {
+                "prompt": row["messages"][-2]["content"],
+                "chosen": str(answer),
+                "rejected": str(wrong),
+                "reference": row["reference"],
+            }
+        )
+    return rows
+
+
+def rl_prompts(
+    n: int = 1000,
+    seed: int = 0,
+    digits: int = 2,
+    ops: str = "+",
+    system_prompt: str | None = None,
+) -> list[dict[str, Any]]:
+    """RL prompts: the question alone as ``messages`` with the answer as ``reference``."""
+    rows = arithmetic(n=n, seed=seed, digits=digits, ops=ops, system_prompt=system_prompt)
+    return [{"messages": row["messages"][:-1], "reference": row["reference"]} for row in rows]
+
+
+_WORDS = (
+    "the model learns to answer questions about data code time people world system work "
+    "life day year way part number water city story fact month lot study book eye job word "
+    "business issue side kind head house service friend power hour game line end member law "
+    "car name team minute idea body information back face level office door health person art "
+    "war history party result change morning reason research girl guy moment air teacher force "
+    "education simple small large early young important few public bad same able good new first "
+    "last long great little own other old right big high different local sure clear whole "
+    "make know take see come think look want give use find tell ask seem feel try leave call "
+    "because while where after before about between under again still often always never"
+).split()
+
+
+def mixed_chat(
+    n: int = 1000, seed: int = 0, median_words: int = 90, sigma: float = 0.9
+) -> list[dict[str, Any]]:
+    """Chats with a long-tailed, roughly log-normal length mix (short Q&A to long multi-turn).
+
+    Used to measure padding waste: real chat data mixes one-line answers with long threads.
+    Lengths are in words (about 1.2 tokens each with the builtin tokenizer), clipped to
+    ``[12, 800]`` words.
+    """
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        total = int(min(800, max(12, rng.lognormvariate(math.log(median_words), sigma))))
+        turns = 1 if total < 60 else min(6, 1 + total // 120)
+        per_turn = max(6, total // turns)
+        messages = []
+        for _ in range(turns):
+            question = max(3, int(per_turn * rng.uniform(0.15, 0.4)))
+            messages.append({"role": "user", "content": " ".join(rng.choices(_WORDS, k=question))})
+            answer = " ".join(rng.choices(_WORDS, k=max(3, per_turn - question)))
+            messages.append({"role": "assistant", "content": answer})
+        rows.append({"messages": messages})
+    return rows
+
+
+SYNTHETIC_GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
+    "arithmetic": arithmetic,
+    "preference": preference,
+    "rl_prompts": rl_prompts,
+    "mixed_chat": mixed_chat,
+}
+
+
+def is_synthetic_ref(ref: str | None) -> bool:
+    return isinstance(ref, str) and ref.startswith(SYNTHETIC_PREFIX)
+
+
+def parse_synthetic_ref(ref: str) -> tuple[Callable[..., list[dict[str, Any]]], dict[str, Any]]:
+    """Resolve ``synthetic:name?key=value&...`` to a generator and typed keyword arguments.
+
+    The query is split by hand (no ``+`` to space decoding) so ``ops=+-`` means what it says.
+    """
+    body = ref[len(SYNTHETIC_PREFIX) :]
+    name, _, query = body.partition("?")
+    if name not in SYNTHETIC_GENERATORS:
+        known = ", ".join(sorted(SYNTHETIC_GENERATORS))
+        raise AutotrainError(f"{ref!r}: unknown synthetic generator {name!r}; use one of: {known}")
+    generator = SYNTHETIC_GENERATORS[name]
+    params = inspect.signature(generator).parameters
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, sep, raw = item.partition("=")
+        if not sep or key not in params:
+            accepted = ", ".join(params)
+            raise AutotrainError(
+                f"{ref!r}: bad parameter {item!r}; write key=value with keys among: {accepted}"
+            )
+        default = params[key].default
+        value = unquote(raw)
+        try:
+            kwargs[key] = type(default)(value) if isinstance(default, int | float) else value
+        except ValueError:
+            raise AutotrainError(
+                f"{ref!r}: parameter {key}={value!r} must be a {type(default).__name__}"
+            ) from None
+    return generator, kwargs
+
+
+def synthetic_rows(ref: str) -> list[dict[str, Any]]:
+    """The rows a ``synthetic:`` reference stands for."""
+    generator, kwargs = parse_synthetic_ref(ref)
+    return generator(**kwargs)
+
+
+def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write rows as JSON Lines (one object per line), creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path

@@ -1,0 +1,54 @@
+"""LoRA adapters through ``peft`` (QLoRA when the base model is 4-bit or 8-bit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autotrain_pl.errors import AutotrainError
+
+
+@dataclass
+class LoraOptions:
+    """LoRA settings. ``target_modules="all-linear"`` adapts every linear layer but the LM head.
+
+    Args:
+        r: adapter rank.
+        alpha: scaling numerator; the update is scaled by ``alpha / r``.
+        dropout: dropout on the adapter input.
+        target_modules: module names, or ``"all-linear"``.
+        modules_to_save: extra modules trained in full and saved with the adapter (for example
+            ``embed_tokens`` and ``lm_head`` when special tokens were added).
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+    bias: str = "none"
+    modules_to_save: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise AutotrainError(f"lora.r={self.r} must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise AutotrainError(f"lora.dropout={self.dropout} must be in [0, 1)")
+
+
+def apply_lora(model, options: LoraOptions, *, quantized: bool = False, gradient_checkpointing: bool = False):
+    """Wrap ``model`` in a ``PeftModel``; for quantized bases prepare k-bit training first."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing
+        )
+    config = LoraConfig(
+        r=options.r,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=options.target_modules,
+        bias=options.bias,
+        modules_to_save=options.modules_to_save or None,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

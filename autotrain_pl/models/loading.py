@@ -1,0 +1,129 @@
+"""``load_model`` and ``load_tokenizer``: one entry point for every model reference.
+
+The same options work for every source: dtype, attention implementation, gradient
+checkpointing, 4-bit/8-bit quantization and LoRA. ``trust_remote_code`` defaults to False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.models.adapters import LoraOptions, apply_lora
+from autotrain_pl.models.devices import torch_dtype
+from autotrain_pl.models.quantization import QuantizationOptions
+from autotrain_pl.models.references import adapter_base_ref, resolve_model_ref
+
+
+def load_tokenizer(ref: str, *, trust_remote_code: bool = False):
+    """Load the tokenizer of a model reference; pad falls back to EOS when the model has none."""
+    from transformers import AutoTokenizer
+
+    resolved = resolve_model_ref(ref)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolved.source, trust_remote_code=trust_remote_code
+        )
+    except OSError as error:
+        raise AutotrainError(f"could not load a tokenizer from {ref!r}: {_first_line(error)}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _as_options(value: Any, cls: type) -> Any:
+    if value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls(**value)
+    raise AutotrainError(f"expected a mapping for {cls.__name__}, got {type(value).__name__}")
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def load_model(
+    ref: str,
+    *,
+    dtype: str | None = "float32",
+    attn_implementation: str | None = None,
+    gradient_checkpointing: bool = False,
+    trust_remote_code: bool = False,
+    quantization: QuantizationOptions | Mapping | None = None,
+    lora: LoraOptions | Mapping | None = None,
+    vocab_size: int | None = None,
+    device_map: str | dict | None = None,
+):
+    """Load a causal LM from any reference, optionally quantized and wrapped with LoRA.
+
+    Args:
+        ref: ``builtin:<name>``, a local HF directory, an autotrain_pl run/export directory
+            (full, merged or adapter-only), or a hub id.
+        dtype: weight dtype (``float32``, ``bfloat16``, ``float16``, ``auto``).
+        attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``... (None: transformers'
+            default).
+        gradient_checkpointing: trade compute for activation memory.
+        quantization: 4-bit/8-bit bitsandbytes options; requires ``lora`` to train.
+        lora: LoRA options; the returned model is a ``PeftModel``.
+        vocab_size: resize the input/output embeddings to this size (after adding special tokens
+            to the tokenizer). The one place embeddings are resized.
+        device_map: passed to ``from_pretrained`` (quantized models need the target device).
+    """
+    from transformers import AutoModelForCausalLM
+
+    quantization = _as_options(quantization, QuantizationOptions)
+    lora = _as_options(lora, LoraOptions)
+    resolved = resolve_model_ref(ref)
+    if resolved.is_adapter:
+        return _load_adapter_export(resolved.source, dtype=dtype, lora_trainable=lora is not None,
+                                    attn_implementation=attn_implementation,
+                                    trust_remote_code=trust_remote_code,
+                                    gradient_checkpointing=gradient_checkpointing)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if dtype is not None:
+        kwargs["dtype"] = torch_dtype(dtype) if dtype != "auto" else "auto"
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization.to_bnb_config()
+        kwargs["device_map"] = device_map or "cpu"
+    elif device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolved.source, **kwargs)
+    except OSError as error:
+        raise AutotrainError(f"could not load model {ref!r}: {_first_line(error)}") from None
+    if vocab_size is not None:
+        resize_embeddings(model, vocab_size)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if lora is not None:
+        model = apply_lora(model, lora, quantized=quantization is not None,
+                           gradient_checkpointing=gradient_checkpointing)
+    elif quantization is not None:
+        raise AutotrainError(
+            "quantization without LoRA cannot be trained; set lora (QLoRA) or drop quantization"
+        )
+    return model
+
+
+def resize_embeddings(model, vocab_size: int) -> bool:
+    """Grow the embeddings to ``vocab_size`` (new rows get the mean embedding). True if resized."""
+    current = model.get_input_embeddings().weight.shape[0]
+    if vocab_size <= current:
+        return False
+    model.resize_token_embeddings(vocab_size, mean_resizing=True)
+    return True
+
+
+def _load_adapter_export(adapter_dir: str, *, dtype, lora_trainable: bool, **options):
+    """Rebuild base + adapter: the base comes from the reference recorded at export."""
+    from peft import PeftModel
+
+    base_ref = adapter_base_ref(adapter_dir)
+    tokenizer = load_tokenizer(adapter_dir)
+    base = load_model(base_ref, dtype=dtype, vocab_size=len(tokenizer), **options)
+    return PeftModel.from_pretrained(base, adapter_dir, is_trainable=lora_trainable)

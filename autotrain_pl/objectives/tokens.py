@@ -1,0 +1,119 @@
+"""Next-token targets and trained-position forward passes, derived in one place.
+
+Batch convention (from ``autotrain_pl.data``): ``loss_weights[b, t]`` is the weight of token
+``input_ids[b, t]`` as a prediction target, so the logits at ``t - 1`` predict it. Every objective
+and the ``TrainingClient`` get their targets here instead of rebuilding labels.
+
+The LM head runs only at positions with non-zero weight: for a 4k vocabulary and ~30% trained
+tokens that skips most of the head's compute and memory, and for 128k-vocabulary models far more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from autotrain_pl.losses import selective_log_softmax
+
+
+@dataclass
+class TokenSelection:
+    """The trained target tokens of a batch, flattened.
+
+    Attributes:
+        rows: batch row of each selected target, shape ``[N]``.
+        positions: position of the input token whose logits predict the target, ``[N]``.
+        labels: target token ids, ``[N]``.
+        weights: loss weights, ``[N]`` (float, may be fractional).
+        batch_size: number of rows in the batch, for per-sequence sums.
+    """
+
+    rows: Tensor
+    positions: Tensor
+    labels: Tensor
+    weights: Tensor
+    batch_size: int
+
+    def per_sequence_sum(self, values: Tensor) -> Tensor:
+        """Sum ``values * weights`` per batch row (e.g. sequence log-likelihoods for DPO)."""
+        out = torch.zeros(self.batch_size, dtype=values.dtype, device=values.device)
+        return out.index_add(0, self.rows, values * self.weights.to(values.dtype))
+
+    @property
+    def total_weight(self) -> Tensor:
+        return self.weights.sum()
+
+
+def select_trained_tokens(batch: Mapping[str, Tensor], weights_key: str = "loss_weights",
+                          ids_key: str = "input_ids", mask_key: str = "attention_mask",
+                          include_zero_weight: bool = False) -> TokenSelection:
+    """Shift ids and weights into (input position, target) pairs and keep the trained ones.
+
+    Padding never counts, and with packed rows (``position_ids`` restarting at 0) the first token
+    of each sample is never predicted from the previous sample.
+    """
+    input_ids = batch[ids_key]
+    weights = batch[weights_key][:, 1:].to(torch.float32)
+    attention_mask = batch.get(mask_key)
+    if attention_mask is not None and attention_mask.dim() == 2:
+        weights = weights * (attention_mask[:, 1:] > 0)
+    position_ids = batch.get("position_ids")
+    if position_ids is not None:
+        weights = weights * (position_ids[:, 1:] != 0)
+    keep = torch.ones_like(weights, dtype=torch.bool) if include_zero_weight else weights != 0
+    rows, positions = keep.nonzero(as_tuple=True)
+    return TokenSelection(
+        rows=rows,
+        positions=positions,
+        labels=input_ids[:, 1:][rows, positions],
+        weights=weights[rows, positions],
+        batch_size=input_ids.shape[0],
+    )
+
+
+def causal_lm_parts(model) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder (hidden states) and the LM head of a causal LM, peft-wrapped or not."""
+    if hasattr(model, "get_base_model"):  # peft: LoRA layers are injected in place
+        model = model.get_base_model()
+    return model.base_model, model.get_output_embeddings()
+
+
+def _head_is_plain(model) -> bool:
+    """False for architectures that post-process logits (softcapping, scaling)."""
+    config = getattr(model, "config", None)
+    return not (getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None))
+
+
+def decoder_inputs(batch: Mapping[str, Tensor], ids_key: str = "input_ids",
+                   mask_key: str = "attention_mask") -> dict[str, Tensor]:
+    inputs = {"input_ids": batch[ids_key], "attention_mask": batch.get(mask_key)}
+    if batch.get("position_ids") is not None:
+        inputs["position_ids"] = batch["position_ids"]
+    return inputs
+
+
+def forward_trained_logits(model, batch: Mapping[str, Tensor], selection: TokenSelection | None = None,
+                           ids_key: str = "input_ids", mask_key: str = "attention_mask",
+                           weights_key: str = "loss_weights") -> tuple[Tensor, TokenSelection]:
+    """Logits ``[N, V]`` at the trained positions only, and the selection they belong to."""
+    if selection is None:
+        selection = select_trained_tokens(batch, weights_key, ids_key, mask_key)
+    inputs = decoder_inputs(batch, ids_key, mask_key)
+    if _head_is_plain(model.get_base_model() if hasattr(model, "get_base_model") else model):
+        decoder, head = causal_lm_parts(model)
+        hidden = decoder(**inputs, use_cache=False).last_hidden_state
+        return head(hidden[selection.rows, selection.positions]), selection
+    logits = model(**inputs, use_cache=False).logits
+    return logits[selection.rows, selection.positions], selection
+
+
+def forward_logprobs(model, batch: Mapping[str, Tensor], temperature: float = 1.0,
+                     **keys: str) -> tuple[Tensor, TokenSelection]:
+    """Per-token log-probabilities ``[N]`` of the trained targets under ``model``."""
+    logits, selection = forward_trained_logits(model, batch, **keys)
+    if temperature != 1.0:
+        logits = logits / temperature
+    return selective_log_softmax(logits, selection.labels), selection
