@@ -374,27 +374,27 @@ class ChatDataModule(LightningDataModule):
                 rank=rank,
                 pad_to_multiple_of=self.pad_to_multiple_of,
             )
-        elif self.group_by_length:
+        else:
+            # Plain shuffling is length grouping with mega-batches of one batch: a seeded,
+            # per-epoch order that a mid-epoch resume can replay exactly.
             batch_sampler = LengthGroupedBatchSampler(
                 dataset["length"],
                 self.batch_size,
                 seed=self.seed,
                 num_replicas=num_replicas,
                 rank=rank,
+                mega_batch_mult=None if self.group_by_length else 1,
             )
-        if batch_sampler is not None:
-            loader = DataLoader(
-                dataset, batch_sampler=batch_sampler, collate_fn=collate, **self._worker_args()
-            )
-            return BatchSamplerLoader(loader)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
-            collate_fn=collate,
-            generator=torch.Generator().manual_seed(self.seed),
-            **self._worker_args(),
+        loader = DataLoader(
+            dataset, batch_sampler=batch_sampler, collate_fn=collate, **self._worker_args()
         )
+        return BatchSamplerLoader(loader, batches_done=self._batches_done_in_epoch)
+
+    def _batches_done_in_epoch(self) -> int | None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _eval_loader(self, dataset, collate) -> DataLoader:
         return DataLoader(

@@ -17,7 +17,7 @@ Both shuffle from ``seed + epoch``; call :meth:`set_epoch` (Lightning does, thro
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from torch.utils.data import DataLoader
 
@@ -54,6 +54,8 @@ class _EpochMixin:
     """
 
     epoch: int = 0
+    #: Batches to skip at the start of the next iteration (resuming mid-epoch).
+    start_batch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -61,6 +63,13 @@ class _EpochMixin:
     @property
     def sampler(self):
         return self
+
+    def __iter__(self) -> Iterator[list[int]]:
+        start, self.start_batch = self.start_batch, 0
+        return iter(self._batches()[start:])
+
+    def __len__(self) -> int:
+        return len(self._batches())
 
 
 class TokenBudgetBatchSampler(_EpochMixin):
@@ -130,11 +139,6 @@ class TokenBudgetBatchSampler(_EpochMixin):
         self._cache = (self.epoch, batches)
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
-
-    def __len__(self) -> int:
-        return len(self._batches())
 
 
 class LengthGroupedBatchSampler(_EpochMixin):
@@ -193,11 +197,6 @@ class LengthGroupedBatchSampler(_EpochMixin):
         self._cache = (self.epoch, batches)
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
-
-    def __len__(self) -> int:
-        return len(self._batches())
 
 
 def padding_waste(
@@ -222,12 +221,39 @@ class BatchSamplerLoader:
     iterable, which Lightning leaves alone. ``.sampler`` lets Lightning call ``set_epoch``.
     """
 
-    def __init__(self, loader: DataLoader) -> None:
+    def __init__(
+        self, loader: DataLoader, batches_done: Callable[[], int | None] | None = None
+    ) -> None:
         self.loader = loader
         self.sampler = loader.batch_sampler
+        self._batches_done = batches_done
+        self._yielded = 0
+        self._resume: dict[str, int] | None = None
 
     def __iter__(self):
-        return iter(self.loader)
+        if self._resume is not None:
+            # Continue the saved epoch's order. Lightning may already have advanced the epoch
+            # number of a checkpoint written when max_steps ended the run mid-epoch.
+            self.sampler.set_epoch(self._resume["epoch"])
+            self.sampler.start_batch = self._resume["batches_done"]
+            self._resume = None
+        self._yielded = self.sampler.start_batch
+        for batch in self.loader:
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the epoch stands, so a mid-epoch resume continues with the next unseen batch.
+
+        Lightning fetches one batch ahead, so the count of batches the trainer has processed
+        (``batches_done``) is saved rather than the count this loader has yielded.
+        """
+        done = self._batches_done() if self._batches_done is not None else None
+        done = self._yielded if done is None else done
+        return {"epoch": self.sampler.epoch, "batches_done": int(done)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = dict(state)
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -19,15 +19,16 @@ BUILTIN_PREFIX = "builtin:"
 TOKENIZER_DIR = Path(__file__).parent / "builtin_tokenizer"
 
 #: name -> LlamaConfig overrides. Parameter counts are with the 4096-token builtin vocabulary.
+#: Every linear dimension is a multiple of 64, which bitsandbytes' CPU 4-bit kernels require.
 BUILTIN_CONFIGS: dict[str, dict] = {
     # ~1.0M parameters: unit and integration tests.
-    "tiny": dict(hidden_size=128, intermediate_size=344, num_hidden_layers=2,
+    "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
     # ~4.5M parameters: the offline quickstart (learns 2-digit addition in a few CPU minutes).
-    "mini": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+    "mini": dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4,
                  num_attention_heads=8, num_key_value_heads=4, tie_word_embeddings=True),
     # ~29M parameters: throughput benchmarks.
-    "small": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8,
+    "small": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
                   num_attention_heads=8, num_key_value_heads=8, tie_word_embeddings=False),
 }
 BUILTIN_SEED = 0
@@ -76,7 +77,7 @@ def materialize_builtin(ref: str) -> Path:
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     name = builtin_name(ref)
-    target = cache_root() / "builtin" / f"{name}-seed{BUILTIN_SEED}-v1"
+    target = cache_root() / "builtin" / f"{name}-seed{BUILTIN_SEED}-v2"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
