@@ -1,0 +1,1 @@
+"""Evaluation: text metrics, evaluators and benchmarks."""

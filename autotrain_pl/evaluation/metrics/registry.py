@@ -1,0 +1,177 @@
+"""Metric registry: names from configs (`eval_metrics: [perplexity, bleu, rougeL]`) to metrics.
+
+A name is either registered (built-ins, or anything decorated with `@register_metric`) or an
+import path `package.module.ClassOrFactory` of user code. Import paths are resolved with
+importlib, never eval/exec.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from torchmetrics import Metric
+
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.evaluation.metrics.answer import exact_match, token_f1
+from autotrain_pl.evaluation.metrics.base import TextMetric
+from autotrain_pl.evaluation.metrics.bertscore import bertscore
+from autotrain_pl.evaluation.metrics.classification import accuracy, f1_macro, f1_micro
+from autotrain_pl.evaluation.metrics.meteor import meteor
+from autotrain_pl.evaluation.metrics.overlap import bleu, chrf, sacrebleu
+from autotrain_pl.evaluation.metrics.perplexity import WeightedPerplexity
+from autotrain_pl.evaluation.metrics.rouge import rouge
+
+EvalMetric = TextMetric | WeightedPerplexity
+"""What the registry hands out; tell the two apart with `metric.kind` ("text" / "token")."""
+
+MetricFactory = Callable[..., Any]
+F = TypeVar("F", bound=MetricFactory)
+
+_REGISTRY: dict[str, MetricFactory] = {}
+
+
+def register_metric(name: str) -> Callable[[F], F]:
+    """Decorator that registers a metric class or factory under `name`.
+
+    The factory is called with the keyword arguments given to `get_metric`, and must return a
+    `TextMetric`, a `WeightedPerplexity`, or a torchmetrics `Metric` whose
+    `update(preds, target)` takes strings (it is then wrapped in a `TextMetric`).
+    """
+    if not name or "." in name:
+        raise AutotrainError(f"register_metric: name {name!r} must be non-empty and contain no '.'")
+
+    def decorator(factory: F) -> F:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def available_metrics() -> list[str]:
+    """Registered metric names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _resolve(name: str) -> MetricFactory:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    lowered = {key.lower(): key for key in _REGISTRY}
+    if name.lower() in lowered:
+        return _REGISTRY[lowered[name.lower()]]
+    if "." in name:
+        return _import_object(name)
+    raise AutotrainError(
+        f"unknown metric {name!r}; use one of {available_metrics()} "
+        "or an import path like my_pkg.metrics.MyMetric"
+    )
+
+
+def _import_object(path: str) -> MetricFactory:
+    module_name, _, attribute = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise AutotrainError(
+            f"metric {path!r}: cannot import module {module_name!r} ({error}); "
+            "check the import path and that the package is installed"
+        ) from error
+    factory = getattr(module, attribute, None)
+    if factory is None or not callable(factory):
+        raise AutotrainError(
+            f"metric {path!r}: module {module_name!r} has no callable {attribute!r}; "
+            "point the path at a metric class or factory function"
+        )
+    return factory
+
+
+def _check_arguments(name: str, factory: MetricFactory, kwargs: Mapping[str, Any]) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # no introspectable signature; let the call itself complain
+    try:
+        signature.bind(**kwargs)
+    except TypeError as error:
+        accepted = [p for p in signature.parameters if p not in ("args", "kwargs")]
+        raise AutotrainError(
+            f"metric {name!r}: bad arguments {sorted(kwargs)} ({error}); it accepts {accepted}"
+        ) from error
+
+
+def get_metric(name: str, /, **kwargs: Any) -> EvalMetric:
+    """Build one metric by registered name or import path.
+
+    Args:
+        name: E.g. `"bleu"`, `"rougeL"`, `"perplexity"` or `"my_pkg.metrics.MyMetric"`.
+        **kwargs: Passed to the metric's factory (e.g. `model_name_or_path` for bertscore,
+            `labels` for accuracy/f1, `normalize` for exact_match).
+    """
+    if not isinstance(name, str):
+        raise AutotrainError(f"metric name must be a string, got {name!r}")
+    factory = _resolve(name)
+    _check_arguments(name, factory, kwargs)
+    metric = factory(**kwargs)
+    if isinstance(metric, TextMetric | WeightedPerplexity):
+        return metric
+    if isinstance(metric, Metric):
+        return TextMetric(name.rpartition(".")[2], metric)
+    if getattr(metric, "kind", None) in ("text", "token") and all(
+        callable(getattr(metric, method, None)) for method in ("update", "compute", "reset")
+    ):
+        return metric  # duck-typed custom metric that follows the TextMetric protocol
+    raise AutotrainError(
+        f"metric {name!r} built a {type(metric).__name__}; a metric factory must return a "
+        "TextMetric, a WeightedPerplexity or a torchmetrics Metric"
+    )
+
+
+def build_metric_collection(
+    names: Sequence[str], metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, EvalMetric]:
+    """Build the metrics named in a config, keyed by name, in the given order.
+
+    Args:
+        names: E.g. `["perplexity", "bleu", "rougeL", "exact_match"]`.
+        metric_kwargs: Optional per-name arguments, e.g.
+            `{"bertscore": {"model_name_or_path": "/models/roberta-large"}}`.
+    """
+    if isinstance(names, str):
+        raise AutotrainError("eval_metrics must be a list of metric names, e.g. [bleu, rougeL]")
+    metric_kwargs = dict(metric_kwargs or {})
+    unused = set(metric_kwargs) - set(names)
+    if unused:
+        raise AutotrainError(
+            f"metric_kwargs has entries {sorted(unused)} that are not in eval_metrics {list(names)}; "
+            "add them to eval_metrics or remove them"
+        )
+    duplicates = sorted({name for name in names if list(names).count(name) > 1})
+    if duplicates:
+        raise AutotrainError(f"eval_metrics lists {duplicates} more than once; keep one of each")
+    return {name: get_metric(name, **dict(metric_kwargs.get(name, {}))) for name in names}
+
+
+def _register_builtins() -> None:
+    builtins: dict[str, MetricFactory] = {
+        "perplexity": WeightedPerplexity,
+        "bleu": bleu,
+        "sacrebleu": sacrebleu,
+        "chrf": chrf,
+        "bertscore": bertscore,
+        "accuracy": accuracy,
+        "f1_macro": f1_macro,
+        "f1_micro": f1_micro,
+        "token_f1": token_f1,
+        "exact_match": exact_match,
+        "meteor": meteor,
+    }
+    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        builtins[key] = functools.partial(rouge, key)
+    for name, factory in builtins.items():
+        register_metric(name)(factory)
+
+
+_register_builtins()
