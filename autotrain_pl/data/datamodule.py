@@ -13,8 +13,10 @@ embeddings to ``len(tokenizer)`` (missing chat-format tokens are added here).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
+import datasets
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
@@ -25,8 +27,14 @@ from autotrain_pl.data.collate import (
     SFTCollator,
     resolve_pad_token_id,
 )
-from autotrain_pl.data.encoding import DataStats, check_overlong_policy, encode_dataset
-from autotrain_pl.data.formats import ROW_FORMATS
+from autotrain_pl.data.encoding import (
+    DataStats,
+    check_overlong_policy,
+    encode_dataset,
+    encode_preference,
+    encode_sft,
+)
+from autotrain_pl.data.formats import ROW_FORMATS, to_record
 from autotrain_pl.data.packing import PackedCollator, pack_dataset
 from autotrain_pl.data.reading import read_source, source_format
 from autotrain_pl.data.sampler import (
@@ -35,8 +43,9 @@ from autotrain_pl.data.sampler import (
     TokenBudgetBatchSampler,
 )
 from autotrain_pl.data.sources import LoadedSource, check_source_ref
+from autotrain_pl.data.validation import RowError, located
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.messages import TrainOnWhat
+from autotrain_pl.rendering.messages import Conversation, Preference, TrainOnWhat
 
 log = logging.getLogger(__name__)
 
@@ -336,6 +345,39 @@ class ChatDataModule(LightningDataModule):
         parts = dataset.train_test_split(test_size=n_val, seed=self.seed, shuffle=True)
         return parts["train"], parts["test"]
 
+    def eval_conversations(self, stage: str = "validate") -> list[Conversation]:
+        """The held-out rows as conversations, for generation metrics (not tokenized).
+
+        The same rows the loss is measured on: ``valid_path``, ``valid_split`` or the seeded
+        ``valid_fraction`` share of ``data_path`` for ``stage="validate"``; ``test_path`` for
+        ``"test"``. Preference rows become prompt + chosen reply. Empty without such data.
+        """
+        if stage not in ("validate", "test"):
+            raise AutotrainError(f"eval_conversations(stage={stage!r}); use validate or test")
+        if stage == "test" or self.valid_path or self.valid_split:
+            ref = self.test_path if stage == "test" else self.valid_path
+            if ref is None and stage == "test":
+                return []
+            source = self._source(ref) if ref else self._source(self.data_path, self.valid_split)
+            return [_as_conversation(r) for r in _records(source, self.row_format)]
+        if not self.valid_fraction:
+            return []
+        if "train" not in self.stats:
+            self.setup("validate")
+        source = self._source(self.data_path, self.split)
+        records = _records(source, self.row_format)
+        if self.stats["train"].samples < len(records):  # keep the rows training kept
+            encode = encode_preference if self.kind == "preference" else partial(
+                encode_sft, train_on=self.train_on)
+            records = [r for r in records if encode(
+                r, renderer=self.renderer, max_length=self.max_length,
+                policy=self.overlong_policy)["status"] in ("ok", "truncated")]
+        # Same call as _split_fraction on a dataset of the same length: the same rows.
+        rows = datasets.Dataset.from_dict({"row": list(range(len(records)))})
+        n_val = max(1, round(len(records) * self.valid_fraction))
+        held_out = rows.train_test_split(test_size=n_val, seed=self.seed, shuffle=True)["test"]
+        return [_as_conversation(records[i]) for i in held_out["row"]]
+
     def _predict_source(self) -> LoadedSource:
         if self.predict_path or self.test_path or self.valid_path:
             return self._source(self.predict_path or self.test_path or self.valid_path)
@@ -427,3 +469,22 @@ class ChatDataModule(LightningDataModule):
 
     def _worker_args(self) -> dict[str, Any]:
         return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+
+
+def _records(source: LoadedSource, row_format: str) -> list:
+    spec = source_format(source, row_format)
+    records = []
+    for index, row in enumerate(source.dataset):
+        try:
+            records.append(to_record(row, spec))
+        except RowError as err:
+            raise located(source.locator.where(index), err) from None
+    return records
+
+
+def _as_conversation(record) -> Conversation:
+    if isinstance(record, Preference):
+        return Conversation(record.prompt + record.chosen, dict(record.metadata))
+    if not isinstance(record, Conversation):
+        raise AutotrainError("generation eval needs chat rows; plain text rows have no reply")
+    return record
