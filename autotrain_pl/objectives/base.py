@@ -68,6 +68,10 @@ class ObjectiveModule(LightningModule):
         warmup_ratio: warmup as a fraction of the total optimizer steps.
         export: write ``<default_root_dir>/export`` at the end of fit.
         export_mode: ``merged`` (LoRA folded in), ``adapter`` (adapter only) or ``full``.
+        use_enhanced_eval: seed-style switch: add generation metrics and a metrics file through
+            ``configure_callbacks`` (see ``autotrain_pl.callbacks.enhanced_eval``).
+        eval_metrics: with ``use_enhanced_eval``, e.g. ``[perplexity, bleu, rougeL]``.
+        eval_steps: with ``use_enhanced_eval``, generate every N steps (default: each validation).
     """
 
     def __init__(
@@ -89,8 +93,14 @@ class ObjectiveModule(LightningModule):
         warmup_ratio: float = 0.0,
         export: bool = True,
         export_mode: str = "merged",
+        use_enhanced_eval: bool = False,
+        eval_metrics: list[str] | None = None,
+        eval_steps: int | None = None,
     ) -> None:
         super().__init__()
+        from autotrain_pl.callbacks.enhanced_eval import check_enhanced_eval
+
+        check_enhanced_eval(use_enhanced_eval, eval_metrics, eval_steps)
         if learning_rate <= 0:
             raise AutotrainError(f"model.learning_rate={learning_rate} must be > 0 (e.g. 2e-4)")
         if weight_decay < 0:
@@ -257,6 +267,14 @@ class ObjectiveModule(LightningModule):
         warmup = warmup_steps_for(total, hp.warmup_steps, hp.warmup_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(hp.lr_scheduler, warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_callbacks(self) -> list:
+        """Eval callbacks for ``use_enhanced_eval=True``; Lightning merges them with the trainer's."""
+        if not self.hparams.get("use_enhanced_eval"):
+            return []
+        from autotrain_pl.callbacks.enhanced_eval import enhanced_eval_callbacks
+
+        return enhanced_eval_callbacks(self.hparams.eval_metrics, self.hparams.eval_steps)
 
     # -- export -------------------------------------------------------------------------------
     def export_dir(self) -> Path:

@@ -136,7 +136,7 @@ def manual_optimizer_step(module: ObjectiveModule, log_on_step: bool = True) -> 
     )
     lr = optimizer.param_groups[0]["lr"]
     if outcome.skipped:
-        StepController.warn_skipped(trainer.global_step, outcome, type(module).__name__)
+        StepController.warn_skipped(trainer.global_step + 1, outcome, type(module).__name__)
     optimizer.step()  # all grads are None when skipped: a counted step that changes nothing
     optimizer.zero_grad(set_to_none=True)
     schedulers = module.lr_schedulers()

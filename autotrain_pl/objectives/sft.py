@@ -12,7 +12,22 @@ from autotrain_pl.losses import CompositeLoss, LossInputs
 from autotrain_pl.objectives.base import ObjectiveModule
 
 
-class SFTModule(ObjectiveModule):
+class _DistillationSwitch:
+    """``SFTModule(use_distillation=True, ...)`` returns a ``DistillationModule``.
+
+    A base class rather than ``SFTModule.__new__``: signature readers (jsonargparse, hence
+    LightningCLI) read a class's own ``__new__`` instead of its ``__init__``.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        if cls is SFTModule and kwargs.get("use_distillation"):
+            from autotrain_pl.objectives.distillation import DistillationModule
+
+            cls = DistillationModule  # Python then runs DistillationModule.__init__(same args)
+        return super().__new__(cls)
+
+
+class SFTModule(_DistillationSwitch, ObjectiveModule):
     """Weighted token cross-entropy, or a composite of token losses, on chat data.
 
     Args:
@@ -20,6 +35,10 @@ class SFTModule(ObjectiveModule):
         loss: ``"ce"`` or a composite of registered token losses with coefficients, for example
             ``{ce: 1.0, entropy: -0.01}``; every term is logged as ``train/loss_<term>``.
         loss_params: keyword arguments per term, for example ``{focal: {gamma: 2.0}}``.
+        use_distillation: distil from ``teacher_model`` instead: ``SFTModule(...)`` then builds
+            a ``DistillationModule`` (same student options), from Python and from YAML.
+        teacher_model: the teacher reference, with ``use_distillation``.
+        distillation: further ``DistillationModule`` options, e.g. ``{temperature: 2.0}``.
         **kwargs: the shared options of ``ObjectiveModule`` (model, LoRA, optimizer, ...).
     """
 
@@ -29,8 +48,16 @@ class SFTModule(ObjectiveModule):
         label_smoothing: float = 0.0,
         loss: str | dict[str, float] = "ce",
         loss_params: dict[str, dict[str, Any]] | None = None,
+        use_distillation: bool = False,
+        teacher_model: str | None = None,
+        distillation: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if use_distillation or teacher_model or distillation:
+            raise AutotrainError(
+                "model.teacher_model/distillation need model.use_distillation=true on SFTModule "
+                "itself (a subclass should extend DistillationModule instead)"
+            )
         if not 0.0 <= label_smoothing < 1.0:
             raise AutotrainError(f"model.label_smoothing={label_smoothing} must be in [0, 1)")
         terms = {loss: 1.0} if isinstance(loss, str) else dict(loss)

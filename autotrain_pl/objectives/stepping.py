@@ -6,12 +6,13 @@ path of ``ObjectiveModule``:
 
 1. Every micro-batch backpropagates a loss SUMMED over its normalization units (weighted target
    tokens for SFT), and ``StepController.accumulate`` records that sum and the units.
-2. ``StepController.finish`` sums the units over the window (and over ranks, through ``reduce``),
-   multiplies the accumulated gradients by ``grad_scale / units`` (``grad_scale`` undoes an
+2. ``StepController.finish`` sums the units over the window (and over ranks, through ``reduce``)
+   and normalizes the accumulated gradients by ``grad_scale / units`` (``grad_scale`` undoes an
    averaging that DDP already did), so the update equals one big batch whatever the split into
-   micro-batches; then it measures the gradient norm, skips the step when that norm is not
-   finite (gradients are cleared, the optimizer is not called) and otherwise clips to
-   ``clip_norm``.
+   micro-batches. It measures the normalized gradient norm, skips the step when that norm is
+   not finite (gradients are cleared, the optimizer is not called) and otherwise clips to
+   ``clip_norm``. Normalization and clipping are one multiplication: a step reads the gradients
+   once (the norm) and writes them once.
 """
 
 from __future__ import annotations
@@ -71,12 +72,9 @@ def total_grad_norm(grads: Sequence[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
-def clip_grads(grads: Sequence[Tensor], max_norm: float, norm: Tensor) -> None:
-    """Scale ``grads`` in place so that their total norm is at most ``max_norm``."""
-    if hasattr(torch.nn.utils, "clip_grads_with_norm_"):  # torch >= 2.6: reuses ``norm``
-        torch.nn.utils.clip_grads_with_norm_(grads, max_norm, norm)
-    else:
-        torch.nn.utils.clip_grad_norm_(grads, max_norm)
+def _scale_(grads: list[Tensor], factor: float) -> None:
+    if grads and factor != 1.0:
+        torch._foreach_mul_(grads, factor)
 
 
 def _accumulator_dtype(device: torch.device) -> torch.dtype:
@@ -93,7 +91,8 @@ class StepController:
             not finite, instead of letting NaN/inf into the weights and optimizer state.
     """
 
-    def __init__(self, gradient_clip_norm: float | None = None, skip_non_finite: bool = True) -> None:
+    def __init__(self, gradient_clip_norm: float | None = None,
+                 skip_non_finite: bool = True) -> None:
         self.gradient_clip_norm = check_clip_norm("gradient_clip_norm", gradient_clip_norm)
         self.skip_non_finite = bool(skip_non_finite)
         self.skipped_steps = 0
@@ -151,28 +150,28 @@ class StepController:
         totals = torch.stack([self.loss_sum, self.units])
         if reduce is not None:
             totals = reduce(totals)
-        loss_sum, units = totals[0], totals[1]
-        grads = [p.grad for p in params if p.grad is not None]
-        if self.micro_batches > 0 and grads:
-            scale = grad_scale / units.clamp_min(_MIN_UNITS)
-            torch._foreach_mul_(grads, scale.to(device=grads[0].device, dtype=grads[0].dtype))
-        if extra_grads is not None:
+        loss_value, units_value = (float(v) for v in totals)
+        scale = grad_scale / max(units_value, _MIN_UNITS) if self.micro_batches > 0 else 1.0
+        if extra_grads is not None:  # custom gradients join after normalization
+            _scale_([p.grad for p in params if p.grad is not None], scale)
+            scale = 1.0
             for param, extra in zip(params, extra_grads, strict=True):
                 if extra is not None:
                     param.grad = extra if param.grad is None else param.grad.add_(extra)
-            grads = [p.grad for p in params if p.grad is not None]
-        norm = total_grad_norm(grads)
-        norm_value = float(norm)
+        grads = [p.grad for p in params if p.grad is not None]
+        # One read (the norm) and one write (normalization and clipping folded into one factor).
+        norm_value = float(total_grad_norm(grads)) * scale
         skipped = self.skip_non_finite and not math.isfinite(norm_value)
         if skipped:
             self.skipped_steps += 1
             for param in params:
                 param.grad = None
-        elif clip is not None and grads:
-            clip_grads(grads, clip, norm)
-        units_value = float(units)
+        else:
+            if clip is not None and norm_value > clip:
+                scale *= clip / (norm_value + 1e-6)  # torch.nn.utils.clip_grad_norm_'s rule
+            _scale_(grads, scale)
         outcome = StepOutcome(
-            loss=float(loss_sum) / max(units_value, _MIN_UNITS) if units_value > 0 else math.nan,
+            loss=loss_value / units_value if units_value > 0 else math.nan,
             units=units_value,
             grad_norm=norm_value,
             skipped=skipped,

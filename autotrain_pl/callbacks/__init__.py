@@ -1,0 +1,16 @@
+"""Lightning callbacks for autotrain_pl objectives."""
+
+from autotrain_pl.callbacks.best_model import BestModelCallback
+from autotrain_pl.callbacks.enhanced_eval import enhanced_eval_callbacks
+from autotrain_pl.callbacks.metrics_logger import JsonlMetricsLogger, MetricsLoggerCallback
+from autotrain_pl.callbacks.periodic_eval import PeriodicEvalCallback
+from autotrain_pl.callbacks.step_control import StepControlCallback
+
+__all__ = [
+    "BestModelCallback",
+    "JsonlMetricsLogger",
+    "MetricsLoggerCallback",
+    "PeriodicEvalCallback",
+    "StepControlCallback",
+    "enhanced_eval_callbacks",
+]
