@@ -20,6 +20,7 @@ from autotrain_pl.errors import AutotrainError
 EXTRA_COMMANDS: dict[str, str] = {
     "generate": "autotrain_pl.generation.commands:generate_command",
     "chat": "autotrain_pl.generation.commands:chat_command",
+    "eval": "autotrain_pl.evaluation.commands:eval_command",
 }
 USER_ERROR_EXIT_CODE = 2
 

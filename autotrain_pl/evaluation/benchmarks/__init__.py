@@ -1,0 +1,28 @@
+"""Multiple-choice benchmarks (MMLU, HellaSwag, ARC, TruthfulQA) scored by log-likelihood."""
+
+from autotrain_pl.evaluation.benchmarks.arc import ARCChallenge, ARCEasy
+from autotrain_pl.evaluation.benchmarks.base import (
+    Benchmark,
+    MultipleChoiceDoc,
+    choice_metrics,
+    mc2_score,
+)
+from autotrain_pl.evaluation.benchmarks.hellaswag import HellaSwag
+from autotrain_pl.evaluation.benchmarks.mmlu import MMLU
+from autotrain_pl.evaluation.benchmarks.registry import available_benchmarks, get_benchmark
+from autotrain_pl.evaluation.benchmarks.runner import BenchmarkRun, run_benchmark
+from autotrain_pl.evaluation.benchmarks.scoring import (
+    SCORING_METHODS,
+    EncodedQuestion,
+    LoglikelihoodScorer,
+    encode_pair,
+    encode_question,
+)
+from autotrain_pl.evaluation.benchmarks.truthfulqa import TruthfulQAMC1, TruthfulQAMC2
+
+__all__ = [
+    "ARCChallenge", "ARCEasy", "MMLU", "SCORING_METHODS", "Benchmark", "BenchmarkRun",
+    "EncodedQuestion", "HellaSwag", "LoglikelihoodScorer", "MultipleChoiceDoc", "TruthfulQAMC1",
+    "TruthfulQAMC2", "available_benchmarks", "choice_metrics", "encode_pair", "encode_question",
+    "get_benchmark", "mc2_score", "run_benchmark",
+]
