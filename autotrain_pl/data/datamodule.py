@@ -17,7 +17,6 @@ from functools import partial
 from typing import Any
 
 import datasets
-import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 

@@ -55,7 +55,7 @@ def generate_and_score(
     conversations = list(conversations)[:limit] if limit else list(conversations)
     if not conversations:
         raise AutotrainError("generation eval got no conversations; check the eval data and limit")
-    prompts, references = zip(*(split_prompt_and_reference(c) for c in conversations))
+    prompts, references = zip(*(split_prompt_and_reference(c) for c in conversations), strict=True)
     sampling = sampling or SamplingConfig(max_new_tokens=64, temperature=0.0)
     was_training = model.training
     model.eval()
@@ -76,6 +76,6 @@ def generate_and_score(
         metrics.update(metric.compute())
     records = [
         {"prompt": [m.to_dict() for m in prompt], "prediction": pred, "reference": ref}
-        for prompt, pred, ref in zip(prompts, predictions, references)
+        for prompt, pred, ref in zip(prompts, predictions, references, strict=True)
     ]
     return GenerationScores(metrics, records)

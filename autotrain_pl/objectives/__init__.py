@@ -1,6 +1,7 @@
 """Training objectives: each is a LightningModule with a small ``compute_loss`` hook."""
 
 from autotrain_pl.objectives.base import ObjectiveModule
+from autotrain_pl.objectives.distillation import DistillationModule
 from autotrain_pl.objectives.sft import SFTModule
 from autotrain_pl.objectives.tokens import (
     TokenSelection,
@@ -10,6 +11,6 @@ from autotrain_pl.objectives.tokens import (
 )
 
 __all__ = [
-    "ObjectiveModule", "SFTModule", "TokenSelection", "forward_logprobs",
+    "DistillationModule", "ObjectiveModule", "SFTModule", "TokenSelection", "forward_logprobs",
     "forward_trained_logits", "select_trained_tokens",
 ]

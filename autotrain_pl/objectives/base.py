@@ -244,11 +244,11 @@ class ObjectiveModule(LightningModule):
 
         completer = TokenCompleter(self.model, self.tokenizer, self.renderer)
         prompts = [
-            ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"])
+            ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
         ]
         results = completer(prompts, SamplingConfig(max_new_tokens=128, temperature=0.0))
         metadata = batch.get("metadata") or [{}] * len(prompts)
-        return [{"completion": r.text, "stop_reason": r.stop_reason, **m} for r, m in zip(results, metadata)]
+        return [{"completion": r.text, "stop_reason": r.stop_reason, **m} for r, m in zip(results, metadata, strict=True)]
 
     # -- optimization -------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def test_resume_from_last_checkpoint_matches_uninterrupted_run(tmp_path):
     _, interrupted = run(tmp_path / "b", stop_after=3)
     assert interrupted.global_step == 3
     resumed, _ = run(tmp_path / "b", ckpt_path="last")
-    for (name, p), (_, q) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
+    for (name, p), (_, q) in zip(straight.model.named_parameters(), resumed.model.named_parameters(), strict=True):
         torch.testing.assert_close(q, p, rtol=0, atol=1e-6, msg=name)
 
 

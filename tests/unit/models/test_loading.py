@@ -15,7 +15,7 @@ from autotrain_pl.models import (
 
 def test_builtin_is_deterministic_and_offline():
     first, second = load_model("builtin:tiny"), load_model("builtin:tiny")
-    for p, q in zip(first.parameters(), second.parameters()):
+    for p, q in zip(first.parameters(), second.parameters(), strict=True):
         assert torch.equal(p, q)
     assert type(first).__name__ == "LlamaForCausalLM"
 
