@@ -111,12 +111,14 @@ def _user_error_in(error: BaseException) -> AutotrainError | None:
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run ``aitrain`` with ``argv`` (without the program name); return the exit code."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         if argv and argv[0] in EXTRA_COMMANDS:
             return int(_load_extra_command(argv[0])(argv[1:]) or 0)
-        _build_cli_class()(args=argv)
+        # LightningCLI reads sys.argv itself when args is None (and warns if given both).
+        _build_cli_class()(args=None if from_command_line else argv)
         return 0
     except Exception as error:
         user_error = _user_error_in(error)

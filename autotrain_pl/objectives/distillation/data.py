@@ -1,0 +1,328 @@
+"""Distillation data: one response, scored behind a teacher prompt and behind a student prompt.
+
+Alignment. Each example renders its prompt twice, with ``build_generation_prompt``: once through
+the teacher's template (e.g. a long instruction) and once through the student's (e.g. the bare
+input). The response is rendered ONCE with ``render_completion`` and appended to both, so the
+teacher row and the student row carry the same response tokens with the same loss weights, in the
+same order. ``select_trained_tokens`` on either side therefore returns the same labels row by row,
+and the ``[N, V]`` logits of both sides line up whatever the prompt lengths. Prompts get weight 0.
+The response is each row's final assistant message (earlier turns are prompt), so the data's
+``train_on`` and ``token_weights`` do not apply here.
+
+``DistillationDataModule`` is a ``ChatDataModule`` whose SFT encoding produces these pairs once a
+``DistillationModule`` attaches its prompts (when the trainer attaches both, before any data is
+read). A plain ``ChatDataModule`` is upgraded in place by :meth:`DistillationDataModule.adopt`,
+so a distillation config keeps the standard ``data`` section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from autotrain_pl.data import ChatDataModule, SFTCollator
+from autotrain_pl.data.encoding import DataStats, report_stats
+from autotrain_pl.data.formats import Record, TextDocument, to_record
+from autotrain_pl.data.reading import source_format
+from autotrain_pl.data.validation import RowError, check_not_empty, located
+from autotrain_pl.errors import AutotrainError
+from autotrain_pl.rendering.messages import Conversation, Message, Preference
+
+log = logging.getLogger(__name__)
+
+INPUT_PLACEHOLDER = "{input}"
+_KEEP = ("ok", "truncated")
+_STATUS_COUNTERS = {
+    "truncated": "truncated_overlong",
+    "dropped_overlong": "dropped_overlong",
+    "dropped_truncated_untrainable": "dropped_truncated_untrainable",
+    "dropped_empty": "dropped_empty",
+}
+
+#: ``(teacher prompts, split name, renderer) -> one reply per prompt`` (``None``: failed).
+Responder = Callable[[list[list[Message]], str, Any], list[Message | None]]
+
+
+def check_template(name: str, template: str) -> None:
+    if not isinstance(template, str) or INPUT_PLACEHOLDER not in template:
+        raise AutotrainError(
+            f"model.{name}={template!r} must contain the {INPUT_PLACEHOLDER} placeholder, e.g. "
+            f"'Answer briefly.\\n\\n{INPUT_PLACEHOLDER}'"
+        )
+
+
+def apply_prompt(prompt: Sequence[Message], template: str, system_prompt: str | None) -> list[Message]:
+    """The prompt one side sees: ``template`` fills the last user message; ``system_prompt``
+    replaces the leading system message (``None``: keep the data's, ``""``: remove it)."""
+    messages = list(prompt)
+    if template != INPUT_PLACEHOLDER:
+        users = [i for i, m in enumerate(messages) if m.role == "user"]
+        if not users:
+            raise RowError("messages", "has no user message for the prompt template's {input}")
+        last = messages[users[-1]]
+        messages[users[-1]] = Message(last.role, template.replace(INPUT_PLACEHOLDER, last.content),
+                                      last.weight)
+    if system_prompt is not None:
+        if messages and messages[0].role == "system":
+            messages = messages[1:]
+        messages = ([Message("system", system_prompt)] if system_prompt else []) + messages
+    return messages
+
+
+@dataclass(frozen=True)
+class DistillationPrompts:
+    """How the teacher and the student see each input."""
+
+    teacher_template: str = INPUT_PLACEHOLDER
+    student_template: str = INPUT_PLACEHOLDER
+    teacher_system_prompt: str | None = None
+    student_system_prompt: str | None = None
+
+    def teacher(self, prompt: Sequence[Message]) -> list[Message]:
+        return apply_prompt(prompt, self.teacher_template, self.teacher_system_prompt)
+
+    def student(self, prompt: Sequence[Message]) -> list[Message]:
+        return apply_prompt(prompt, self.student_template, self.student_system_prompt)
+
+
+@dataclass(frozen=True)
+class DistillationDataSpec:
+    """What a ``DistillationModule`` hands to the data module.
+
+    Attributes:
+        prompts: the teacher and student templates.
+        responder: generates replies from the teacher prompts (``response_source: teacher``);
+            ``None`` takes each row's final assistant message.
+        allow_prompt_only: keep rows without a reply (on-policy: the student samples one).
+    """
+
+    prompts: DistillationPrompts
+    responder: Responder | None = None
+    allow_prompt_only: bool = False
+
+
+def split_reply(record: Record) -> tuple[list[Message], Message | None]:
+    """Prompt messages and the final assistant reply (``None`` if the row ends with a prompt)."""
+    if isinstance(record, TextDocument):
+        raise RowError("text", "distillation needs chat rows (messages or prompt/completion)")
+    if isinstance(record, Preference):
+        record = Conversation(record.prompt + record.chosen, record.metadata)
+    messages = record.messages
+    if messages and messages[-1].role == "assistant":
+        return messages[:-1], messages[-1]
+    return list(messages), None
+
+
+def encode_pair(
+    prompt: Sequence[Message],
+    reply: Message | None,
+    renderer,
+    prompts: DistillationPrompts,
+    max_length: int,
+    policy: str,
+    allow_prompt_only: bool = False,
+) -> dict[str, Any]:
+    """Student and teacher rows sharing one rendered response (see module docstring).
+
+    ``max_length`` bounds both rows: the response is cut to fit after the longer prompt.
+    """
+    student_messages = prompts.student(prompt)
+    student_prompt = list(renderer.build_generation_prompt(student_messages))
+    teacher_prompt = list(renderer.build_generation_prompt(prompts.teacher(prompt)))
+    response_ids: list[int] = []
+    response_weights: list[float] = []
+    if reply is not None:
+        response = renderer.render_completion(student_messages, [reply])
+        response_ids, response_weights = list(response.input_ids), list(response.loss_weights)
+    room = max_length - max(len(student_prompt), len(teacher_prompt))
+    status = "ok"
+    if reply is None and allow_prompt_only:
+        status = "ok" if room > 0 else ("dropped_overlong" if policy == "drop" else
+                                       "dropped_truncated_untrainable")
+    elif not any(response_weights):
+        status = "dropped_empty"
+    elif len(response_ids) > room:
+        if policy == "drop":
+            status = "dropped_overlong"
+        else:
+            response_ids = response_ids[: max(room, 0)]
+            response_weights = response_weights[: max(room, 0)]
+            status = "truncated" if any(response_weights) else "dropped_truncated_untrainable"
+    if status not in _KEEP:
+        return {"status": status}
+    return {
+        "input_ids": student_prompt + response_ids,
+        "loss_weights": [0.0] * len(student_prompt) + response_weights,
+        "teacher_input_ids": teacher_prompt + response_ids,
+        "teacher_loss_weights": [0.0] * len(teacher_prompt) + response_weights,
+        "prompt_length": len(student_prompt),
+        "teacher_prompt_length": len(teacher_prompt),
+        "length": max(len(student_prompt), len(teacher_prompt)) + len(response_ids),
+        "status": status,
+    }
+
+
+def dataset_fingerprint(dataset) -> str:
+    """SHA-256 of the teacher rows of a dataset, in order: names its teacher-logit cache."""
+    digest = hashlib.sha256()
+    columns = dataset.select_columns(["teacher_input_ids", "teacher_loss_weights"])
+    for chunk in columns.iter(batch_size=1024):
+        for ids, weights in zip(chunk["teacher_input_ids"], chunk["teacher_loss_weights"],
+                                strict=True):
+            digest.update(array("i", ids).tobytes())
+            digest.update(array("f", weights).tobytes())
+            digest.update(b"|")
+    return digest.hexdigest()
+
+
+class DistillationCollator:
+    """Right-padded student and teacher halves of a distillation batch.
+
+    Keys: ``input_ids``/``attention_mask``/``loss_weights`` (student), the same with a
+    ``teacher_`` prefix, ``prompt_length``/``teacher_prompt_length`` (on-policy sampling needs the
+    prompts), ``has_response``, and when present ``example_ids`` plus ``cache_key`` (the
+    dataset fingerprint that indexes the teacher-logit cache).
+    """
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
+        self.pad = SFTCollator(pad_token_id, pad_to_multiple_of)
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        batch: dict[str, Any] = dict(self.pad(features))
+        teacher = self.pad([
+            {"input_ids": f["teacher_input_ids"], "loss_weights": f["teacher_loss_weights"]}
+            for f in features
+        ])
+        batch.update({f"teacher_{key}": value for key, value in teacher.items()})
+        for key in ("prompt_length", "teacher_prompt_length"):
+            batch[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
+        batch["has_response"] = torch.tensor(
+            [any(w != 0 for w in f["loss_weights"]) for f in features], dtype=torch.bool
+        )
+        if "example_id" in features[0]:
+            batch["example_ids"] = torch.tensor([f["example_id"] for f in features])
+            keys = {f["cache_key"] for f in features}
+            if len(keys) == 1:
+                batch["cache_key"] = keys.pop()
+        return batch
+
+
+class DistillationDataModule(ChatDataModule):
+    """A ``ChatDataModule`` that encodes teacher/student pairs once a spec is attached.
+
+    Without a spec it behaves exactly like ``ChatDataModule``. ``fingerprints`` maps each split
+    (``train``, ``val``, ``test``) to :func:`dataset_fingerprint` of its encoded rows.
+    """
+
+    distill_spec: DistillationDataSpec | None = None
+
+    @classmethod
+    def adopt(cls, datamodule: ChatDataModule) -> DistillationDataModule:
+        """Upgrade a plain ``ChatDataModule`` in place; it keeps all its settings.
+
+        In place, because the trainer already holds this object. Only methods are added (the
+        class has no extra ``__init__`` state), so the swap is safe.
+        """
+        if isinstance(datamodule, cls):
+            return datamodule
+        if type(datamodule) is not ChatDataModule:
+            raise AutotrainError(
+                f"data.class_path={type(datamodule).__qualname__} is a custom data module; for "
+                "distillation subclass autotrain_pl.objectives.distillation.DistillationDataModule"
+            )
+        datamodule.__class__ = cls
+        return datamodule
+
+    def attach_distillation(self, spec: DistillationDataSpec) -> None:
+        """Encode every split as teacher/student pairs from now on (idempotent)."""
+        if self.packing:
+            raise AutotrainError("data.packing=true does not work with distillation; set it false")
+        if spec == self.distill_spec:
+            return
+        self.distill_spec = spec
+        self.fingerprints: dict[str, str] = {}
+        self.train_dataset = self.val_dataset = self.test_dataset = None
+
+    # -- encoding ---------------------------------------------------------------------------
+    def _encode(self, source, mode: str, split_name: str):
+        spec = self.distill_spec
+        if spec is None or mode == "generate":
+            return super()._encode(source, mode, split_name)
+        row_format = source_format(source, self.row_format)
+        prompts, replies = [], []
+        for index, row in enumerate(source.dataset):
+            try:
+                prompt, reply = split_reply(to_record(row, row_format))
+            except RowError as err:
+                raise located(source.locator.where(index), err) from None
+            prompts.append(prompt)
+            replies.append(reply)
+        if spec.responder is not None:
+            teacher_prompts = []
+            for index, prompt in enumerate(prompts):
+                try:
+                    teacher_prompts.append(spec.prompts.teacher(prompt))
+                except RowError as err:
+                    raise located(source.locator.where(index), err) from None
+            replies = spec.responder(teacher_prompts, split_name, self.renderer)
+        elif not spec.allow_prompt_only and any(r is None for r in replies):
+            index = replies.index(None)
+            raise located(source.locator.where(index), RowError(
+                "messages", "has no final assistant reply; add it, or use response_source: "
+                "teacher (the teacher writes replies) or on_policy"))
+        rows, stats = [], DataStats(rows_read=len(prompts))
+        for index, (prompt, reply) in enumerate(zip(prompts, replies, strict=True)):
+            try:
+                row = encode_pair(prompt, reply, self.renderer, spec.prompts, self.max_length,
+                                  self.overlong_policy, spec.allow_prompt_only)
+            except (RowError, AutotrainError) as err:
+                raise located(source.locator.where(index), err) from None
+            status = row.pop("status")
+            if status in _KEEP:
+                rows.append(row)
+            if status != "ok":
+                counter = _STATUS_COUNTERS[status]
+                setattr(stats, counter, getattr(stats, counter) + 1)
+        stats.samples = len(rows)
+        report_stats(stats, split_name, source.locator.name, self.max_length, self.overlong_policy)
+        check_not_empty(len(rows), source.locator.name)
+        self.stats[split_name] = stats
+        import datasets
+
+        return datasets.Dataset.from_list(rows)
+
+    def _setup_train_and_val(self, mode: str, need_train: bool) -> None:
+        super()._setup_train_and_val(mode, need_train)
+        if self.distill_spec is not None:
+            self.train_dataset = self._index(self.train_dataset, "train")
+            self.val_dataset = self._index(self.val_dataset, "val")
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if self.distill_spec is not None:
+            self.test_dataset = self._index(self.test_dataset, "test")
+
+    def _index(self, dataset, split: str):
+        """Add ``example_id`` and ``cache_key`` columns (once) and record the fingerprint."""
+        if dataset is None or "example_id" in dataset.column_names:
+            return dataset
+        fingerprint = dataset_fingerprint(dataset)
+        self.fingerprints[split] = fingerprint
+        dataset = dataset.add_column("example_id", list(range(len(dataset))))
+        return dataset.add_column("cache_key", [fingerprint] * len(dataset))
+
+    def _collator(self, mode: str):
+        if self.distill_spec is None:
+            return super()._collator(mode)
+        return DistillationCollator(self.pad_token_id, self.pad_to_multiple_of)
+
+    def split_datasets(self) -> dict[str, Any]:
+        """The encoded distillation splits that exist: ``{"train": ..., "val": ..., "test": ...}``."""
+        splits = {"train": self.train_dataset, "val": self.val_dataset, "test": self.test_dataset}
+        return {name: ds for name, ds in splits.items() if ds is not None}
