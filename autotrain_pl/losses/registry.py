@@ -12,7 +12,6 @@ and ``get_loss("dpo")`` raises an error that points there.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.importing import import_object
 from autotrain_pl.losses._reduction import Normalizer
 from autotrain_pl.losses.cross_entropy import entropy_loss, focal_loss, weighted_cross_entropy
 from autotrain_pl.losses.divergence import generalized_jsd, kd_loss_topk
@@ -106,16 +106,9 @@ def available_losses() -> list[str]:
 
 
 def _import_path(path: str) -> Callable[..., Tensor]:
-    module_name, _, attr = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise AutotrainError(
-            f"loss {path!r}: cannot import module {module_name!r} ({err})."
-        ) from err
-    fn = getattr(module, attr, None)
+    fn = import_object(path, "loss")
     if not callable(fn):
-        raise AutotrainError(f"loss {path!r}: module {module_name!r} has no callable {attr!r}.")
+        raise AutotrainError(f"loss={path!r} is not callable; point it at a loss function")
     return fn
 
 

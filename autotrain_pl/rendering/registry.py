@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Callable, Mapping
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.importing import import_object
 from autotrain_pl.rendering.base import Renderer
 
 _REGISTRY: dict[str, type] = {}
@@ -132,18 +133,7 @@ def _load_builtins() -> None:
 
 
 def _import_class(path: str) -> type:
-    module_name, _, attr = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise AutotrainError(
-            f"chat_format={path!r}: cannot import module {module_name!r} ({err})"
-        ) from None
-    cls = getattr(module, attr, None)
-    if cls is None:
-        raise AutotrainError(
-            f"chat_format={path!r}: module {module_name!r} has no attribute {attr!r}"
-        )
+    cls = import_object(path, "chat_format")
     if not (
         inspect.isclass(cls)
         and (issubclass(cls, Renderer) or callable(getattr(cls, "resolve", None)))

@@ -8,7 +8,6 @@ importlib, never eval/exec.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from autotrain_pl.evaluation.metrics.meteor import meteor
 from autotrain_pl.evaluation.metrics.overlap import bleu, chrf, sacrebleu
 from autotrain_pl.evaluation.metrics.perplexity import WeightedPerplexity
 from autotrain_pl.evaluation.metrics.rouge import rouge
+from autotrain_pl.importing import import_object
 
 EvalMetric = TextMetric | WeightedPerplexity
 """What the registry hands out; tell the two apart with `metric.kind` ("text" / "token")."""
@@ -71,19 +71,10 @@ def _resolve(name: str) -> MetricFactory:
 
 
 def _import_object(path: str) -> MetricFactory:
-    module_name, _, attribute = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
+    factory = import_object(path, "metric")
+    if not callable(factory):
         raise AutotrainError(
-            f"metric {path!r}: cannot import module {module_name!r} ({error}); "
-            "check the import path and that the package is installed"
-        ) from error
-    factory = getattr(module, attribute, None)
-    if factory is None or not callable(factory):
-        raise AutotrainError(
-            f"metric {path!r}: module {module_name!r} has no callable {attribute!r}; "
-            "point the path at a metric class or factory function"
+            f"metric={path!r} is not callable; point the path at a metric class or factory"
         )
     return factory
 

@@ -118,7 +118,7 @@ def test_custom_metrics_by_import_path(tmp_path, monkeypatch):
 
     with pytest.raises(AutotrainError, match="cannot import module"):
         get_metric("no_such_package_xyz.Metric")
-    with pytest.raises(AutotrainError, match="no callable"):
+    with pytest.raises(AutotrainError, match="is not callable"):
         get_metric("my_eval_metrics.NOT_CALLABLE")
 
 

@@ -110,7 +110,7 @@ def test_import_path_and_callable():
     assert get_loss(weighted_cross_entropy) is weighted_cross_entropy
     with pytest.raises(AutotrainError, match="cannot import module"):
         get_loss("no_such_package_xyz.loss")
-    with pytest.raises(AutotrainError, match="no callable"):
+    with pytest.raises(AutotrainError, match="has no attribute .does_not_exist"):
         get_loss("autotrain_pl.losses.cross_entropy.does_not_exist")
 
 
