@@ -258,6 +258,9 @@ class ObjectiveModule(LightningModule):
         kwargs = dict(hp.optimizer_kwargs or {})
         if "betas" in optimizer_cls.__init__.__code__.co_varnames:
             kwargs.setdefault("betas", tuple(hp.betas))
+        if optimizer_cls is torch.optim.AdamW and self.device.type in ("cpu", "cuda"):
+            # One fused kernel over all parameters instead of a Python loop per tensor.
+            kwargs.setdefault("fused", True)
         optimizer = optimizer_cls(
             parameter_groups(self.model.named_parameters(), hp.weight_decay), lr=hp.learning_rate, **kwargs
         )
