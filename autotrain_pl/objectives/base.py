@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.utilities import grad_norm
 from torch import Tensor
 from torchmetrics import MeanMetric
 
@@ -34,6 +33,7 @@ from autotrain_pl.objectives.optim import (
     resolve_optimizer_class,
     warmup_steps_for,
 )
+from autotrain_pl.objectives.stepping import StepController
 from autotrain_pl.objectives.tokens import TokenSelection, forward_logprobs, forward_trained_logits
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,9 @@ class ObjectiveModule(LightningModule):
         self.tokenizer = None
         self.renderer = None
         self.val_loss = MeanMetric()
-        self._window_loss_sum = torch.zeros(())
-        self._window_units = torch.zeros(())
+        # The automatic path normalizes with the same StepController as manual stepping and the
+        # TrainingClient; Lightning's own clipping runs after it, so it neither clips nor skips.
+        self._step_controller = StepController(gradient_clip_norm=None, skip_non_finite=False)
         self._window_tokens = 0
         self._window_start: float | None = None
 
@@ -174,8 +175,7 @@ class ObjectiveModule(LightningModule):
             return manual_training_step(self, batch, batch_idx)
         loss_sum, metrics = self.compute_loss(batch)
         units = self.loss_units(batch).detach()
-        self._window_loss_sum = self._window_loss_sum.to(loss_sum.device) + loss_sum.detach()
-        self._window_units = self._window_units.to(units.device) + units
+        self._step_controller.accumulate(loss_sum, units)
         self._window_tokens += count_real_tokens(batch)
         for name, value in metrics.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=False)
@@ -190,24 +190,21 @@ class ObjectiveModule(LightningModule):
         """Divide accumulated gradients by the step's total units (all micro-batches, ranks)."""
         if getattr(self, "manual_stepping", None) is not None:  # objectives/manual.py does it
             return
-        totals = torch.stack([self._window_loss_sum.float(), self._window_units.float()])
-        totals = self.trainer.strategy.reduce(totals.to(self.device), reduce_op="sum")
-        loss_sum, units = totals[0], totals[1].clamp_min(1e-8)
         # Grads hold (1/k) * sum of per-micro-batch sums, averaged over ranks by DDP.
-        scale = self.trainer.accumulate_grad_batches * self.trainer.world_size / units
-        for param in self.parameters():
-            if param.grad is not None:
-                param.grad.mul_(scale)
-        step_loss = loss_sum / units
+        outcome = self._step_controller.finish(
+            self.parameters(),
+            reduce=lambda totals: self.trainer.strategy.reduce(totals, reduce_op="sum"),
+            grad_scale=self.trainer.accumulate_grad_batches * self.trainer.world_size,
+            clip_norm=None,
+        )
+        step_loss = torch.tensor(outcome.loss)
         elapsed = max(time.perf_counter() - (self._window_start or time.perf_counter()), 1e-9)
         self.log("train/loss", step_loss, prog_bar=True, on_step=True, on_epoch=True)
         self.log("train/ppl", torch.exp(step_loss.clamp(max=30)), on_step=True)
         self.log("train/lr", optimizer.param_groups[0]["lr"], prog_bar=True, on_step=True)
         self.log("train/tokens_per_s", self._window_tokens * self.trainer.world_size / elapsed,
                  prog_bar=True, on_step=True)
-        self.log("train/grad_norm", grad_norm(self, norm_type=2)["grad_2.0_norm_total"], on_step=True)
-        self._window_loss_sum = torch.zeros((), device=self.device)
-        self._window_units = torch.zeros((), device=self.device)
+        self.log("train/grad_norm", outcome.grad_norm, on_step=True)
         self._window_tokens, self._window_start = 0, None
 
     # -- evaluation ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.objectives.base import count_real_tokens
 from autotrain_pl.objectives.stepping import StepController
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def manual_training_step(module: ObjectiveModule, batch: Mapping[str, Tensor],
     module.manual_backward(loss_sum)
     stepping.controller.accumulate(loss_sum, units)
     if "attention_mask" in batch:
-        module._window_tokens += int(batch["attention_mask"].sum())
+        module._window_tokens += count_real_tokens(batch)
     for name, value in metrics.items():
         module.log(f"train/{name}", value, on_step=True, on_epoch=False)
     last_batch = batch_idx + 1 >= module.trainer.num_training_batches
