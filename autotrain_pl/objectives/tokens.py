@@ -6,6 +6,8 @@ and the ``TrainingClient`` get their targets here instead of rebuilding labels.
 
 The LM head runs only at positions with non-zero weight: for a 4k vocabulary and ~30% trained
 tokens that skips most of the head's compute and memory, and for 128k-vocabulary models far more.
+The last decoder layer, too, runs its queries and MLP only there (``final_layer``), and no layer
+runs past the last trained position of the batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import Tensor
 
 from autotrain_pl.losses import selective_log_softmax
+from autotrain_pl.objectives.final_layer import trimmed_last_layer
 
 
 @dataclass
@@ -95,16 +98,39 @@ def decoder_inputs(batch: Mapping[str, Tensor], ids_key: str = "input_ids",
     return inputs
 
 
+def _through_last_trained_position(inputs: dict[str, Tensor | None],
+                                   selection: TokenSelection) -> dict[str, Tensor | None]:
+    """Drop the columns after the last position whose logits a loss reads.
+
+    Attention is causal, so later tokens (the last token of every row, whose logits predict
+    nothing, and anything after the last trained target) cannot change the kept logits.
+    """
+    width = inputs["input_ids"].shape[1]
+    keep = int(selection.positions.max()) + 1 if selection.positions.numel() else width
+    if keep >= width:
+        return inputs
+    cut = {}
+    for name, value in inputs.items():
+        if value is None:
+            cut[name] = value
+        elif value.dim() == 4:  # packed block masks [B, 1, T, T]
+            cut[name] = value[:, :, :keep, :keep]
+        else:
+            cut[name] = value[:, :keep]
+    return cut
+
+
 def forward_trained_logits(model, batch: Mapping[str, Tensor], selection: TokenSelection | None = None,
                            ids_key: str = "input_ids", mask_key: str = "attention_mask",
                            weights_key: str = "loss_weights") -> tuple[Tensor, TokenSelection]:
     """Logits ``[N, V]`` at the trained positions only, and the selection they belong to."""
     if selection is None:
         selection = select_trained_tokens(batch, weights_key, ids_key, mask_key)
-    inputs = decoder_inputs(batch, ids_key, mask_key)
+    inputs = _through_last_trained_position(decoder_inputs(batch, ids_key, mask_key), selection)
     if _head_is_plain(model.get_base_model() if hasattr(model, "get_base_model") else model):
         decoder, head = causal_lm_parts(model)
-        hidden = decoder(**inputs, use_cache=False).last_hidden_state
+        with trimmed_last_layer(decoder, selection.rows, selection.positions):
+            hidden = decoder(**inputs, use_cache=False).last_hidden_state
         return head(hidden[selection.rows, selection.positions]), selection
     logits = model(**inputs, use_cache=False).logits
     return logits[selection.rows, selection.positions], selection
