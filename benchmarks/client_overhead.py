@@ -6,9 +6,10 @@ Peers, each on its own copy of the same model and the same batch, in one process
    cross-entropy over all positions (mean over loss weight), backward, ``torch.optim.AdamW``
    step, ``zero_grad``. This is the peer of the ``ours_vs_handwritten`` ratio (target >= 0.95,
    i.e. our step costs at most 1.05x).
-2. ``handwritten_same_math``: the same loop, but with the LM head only at trained positions as
-   the client computes it, so its ratio isolates the client's pure overhead (Fabric, bookkeeping,
-   exact normalization, the grad-norm/non-finite check, logprob outputs).
+2. ``handwritten_same_math``: the same loop, but with the client's own forward
+   (``forward_trained_logits``: LM head and last layer only at trained positions), so its ratio
+   isolates the client's pure overhead (Fabric, bookkeeping, exact normalization, the
+   grad-norm/non-finite check, logprob outputs).
 
 Steps are timed one at a time, rotating the order of the peers every repeat, after warmup; the
 medians are reported. Writes ``benchmarks/results/client_overhead.json`` (raw times and
@@ -38,7 +39,7 @@ import torch.nn.functional as F  # noqa: E402
 from autotrain_pl.client import AdamParams, TrainingClient  # noqa: E402
 from autotrain_pl.data import SFTCollator, mixed_chat, resolve_pad_token_id  # noqa: E402
 from autotrain_pl.models import load_model, load_tokenizer  # noqa: E402
-from autotrain_pl.objectives.tokens import causal_lm_parts  # noqa: E402
+from autotrain_pl.objectives.tokens import forward_trained_logits  # noqa: E402
 from autotrain_pl.rendering import Message, get_renderer  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "client_overhead.json"
@@ -74,16 +75,12 @@ def handwritten_step(model, optimizer, batch) -> Callable[[], float]:
 
 
 def handwritten_same_math_step(model, optimizer, batch) -> Callable[[], float]:
-    ids, mask, weights = batch["input_ids"], batch["attention_mask"], batch["loss_weights"]
-    decoder, head = causal_lm_parts(model)
-
     def step() -> float:
-        target_weights = weights[:, 1:] * mask[:, 1:]  # per step, as for a new batch
-        rows, positions = target_weights.nonzero(as_tuple=True)
-        labels, kept = ids[:, 1:][rows, positions], target_weights[rows, positions]
-        hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-        logits = head(hidden[rows, positions])
-        loss = (F.cross_entropy(logits, labels, reduction="none") * kept).sum() / kept.sum()
+        # The client's own forward (LM head and last layer at trained positions only), so the
+        # ratio against this peer isolates the client's bookkeeping.
+        logits, selection = forward_trained_logits(model, batch)
+        nll = F.cross_entropy(logits, selection.labels, reduction="none")
+        loss = (nll * selection.weights).sum() / selection.weights.sum()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -9,8 +9,12 @@ and values still come from every position. For SFT on chats with long prompts an
 an 8-layer model, forward and backward, with the same logits and gradients at trained positions.
 
 Supported: the Llama-style layers of ``transformers`` >= 5 (Llama, Mistral, Qwen2) with ``sdpa``
-or ``eager`` attention. Anything else (other layer types, flash-attention's unpadded masks, most
-positions trained) runs the original layer unchanged.
+or ``eager`` attention, matched by exact class name. Anything else runs the original layer
+unchanged: other architectures, subclasses, FSDP-wrapped layers (their forward gathers the
+shards), flash-attention's unpadded batches, and batches whose rows are mostly trained. The
+stand-in calls the layer's submodules directly, so hooks on the layer module itself do not fire
+and the last layer is not activation-checkpointed (it now holds activations for the trained
+positions only, plus keys and values).
 """
 
 from __future__ import annotations
