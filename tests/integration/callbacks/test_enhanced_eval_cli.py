@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import torch
 import yaml
 
 from autotrain_pl.callbacks.metrics_logger import read_metrics
@@ -11,7 +10,7 @@ from autotrain_pl.cli import run_cli
 DATA = "synthetic:arithmetic?n=64&n_valid=6&seed=0"
 
 
-def test_use_enhanced_eval_from_yaml(tmp_path: Path):
+def test_use_enhanced_eval_from_yaml(tmp_path: Path, one_torch_thread):
     config = {
         "seed_everything": 0,
         "model": {"class_path": "autotrain_pl.objectives.SFTModule", "init_args": {
@@ -26,12 +25,7 @@ def test_use_enhanced_eval_from_yaml(tmp_path: Path):
     }
     path = tmp_path / "enhanced.yaml"
     path.write_text(yaml.safe_dump(config))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert run_cli(["fit", "--config", str(path)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert run_cli(["fit", "--config", str(path)]) == 0
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["global_step"] for r in rows if "val/exact_match" in r] == [1, 2]
     assert any("val/ppl" in r for r in rows) and any("train/loss_step" in r for r in rows)

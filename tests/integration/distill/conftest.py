@@ -16,11 +16,8 @@ from autotrain_pl.objectives import SFTModule
 
 
 @pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread_per_test(one_torch_thread):
+    """Every test here runs on one torch thread (see ``tests/conftest.py``)."""
 
 
 @pytest.fixture(scope="session")

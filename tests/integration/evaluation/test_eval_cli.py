@@ -8,7 +8,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 from autotrain_pl.evaluation import EvaluationResult  # noqa: E402
 from autotrain_pl.evaluation.commands import eval_command  # noqa: E402
@@ -21,13 +20,7 @@ CHATS = [
                   {"role": "assistant", "content": "Hello there."}]},
 ]
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -3,13 +3,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Builtin-model matmuls are too small to split; extra threads only spin on a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread_per_test(one_torch_thread):
+    """Every test here runs on one torch thread (see ``tests/conftest.py``)."""

@@ -24,13 +24,7 @@ CHATS = [
                   {"role": "assistant", "content": "Hello there, friend. How are you today?"}]},
 ]
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -1,17 +1,13 @@
-"""Fixtures for the rendering tests: the builtin tokenizer and renderers for every chat format."""
+"""Fixtures for the rendering tests: renderers for every chat format over private copies of the
+builtin tokenizer (``builtin_tokenizer`` comes from ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
-import transformers
 
-import autotrain_pl
 from autotrain_pl.rendering import Message, get_renderer
-
-BUILTIN_TOKENIZER = Path(autotrain_pl.__file__).parent / "models" / "builtin_tokenizer"
 
 # A ChatML template without {% generation %} markers (the common hub form) ...
 CHATML_PLAIN = (
@@ -41,11 +37,6 @@ FORMATS = [
     "native-generation",
     "auto",
 ]
-
-
-@pytest.fixture(scope="session")
-def builtin_tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(str(BUILTIN_TOKENIZER))
 
 
 @pytest.fixture

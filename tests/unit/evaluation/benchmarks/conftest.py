@@ -6,7 +6,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "benchmarks"
 
@@ -27,9 +26,5 @@ def tiny():
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny matmuls gain nothing from threads; a busy CPU only makes them slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread_per_test(one_torch_thread):
+    """Every test here runs on one torch thread (see ``tests/conftest.py``)."""
