@@ -405,7 +405,6 @@ class ChatDataModule(LightningDataModule):
         else:
             collate = self._collator(self.kind)
         num_replicas, rank = self._ranks()
-        batch_sampler = None
         if self.max_tokens_per_batch:
             batch_sampler = TokenBudgetBatchSampler(
                 dataset["length"],
