@@ -9,14 +9,14 @@ always starts with a user message and the system prompt is never dropped.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.generation.message_completer import MessageCompleter
 from autotrain_pl.generation.sampling import SamplingConfig
 from autotrain_pl.generation.streaming import stream_messages
-from autotrain_pl.rendering.messages import Message
+from autotrain_pl.rendering.messages import Message, MessageLike, as_messages
 
 SESSION_FORMAT_VERSION = 1
 
@@ -29,6 +29,8 @@ class ChatSession:
         system_prompt: optional system message, always first in the context.
         max_context_tokens: budget for prompt plus reply; None means unlimited.
         sampling: decoding options for every reply (default: ``SamplingConfig()``).
+        history: earlier user/assistant turns to continue from (``Message``s or
+            ``{"role", "content"}`` dicts), without the system prompt.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class ChatSession:
         system_prompt: str | None = None,
         max_context_tokens: int | None = None,
         sampling: SamplingConfig | None = None,
+        history: Sequence[MessageLike] = (),
     ) -> None:
         if max_context_tokens is not None and max_context_tokens < 1:
             raise AutotrainError(f"max_context_tokens={max_context_tokens} must be >= 1 or None")
@@ -44,7 +47,7 @@ class ChatSession:
         self.system_prompt = system_prompt
         self.max_context_tokens = max_context_tokens
         self.sampling = sampling or SamplingConfig()
-        self.history: list[Message] = []
+        self.history: list[Message] = as_messages(history)
 
     @property
     def messages(self) -> list[Message]:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.generation.message_completer import MessageCompleter, as_messages
+from autotrain_pl.generation.message_completer import MessageCompleter
 from autotrain_pl.generation.sampling import SamplingConfig
+from autotrain_pl.rendering.messages import as_messages
 
 #: SamplingConfig fields settable from the command line, with their argparse types.
 SAMPLING_FLAGS: dict[str, type] = {
@@ -40,6 +41,8 @@ def generate_command(argv: Sequence[str], stdin: IO[str] | None = None) -> int:
                         "plain text with one prompt per line")
     parser.add_argument("--raw", action=argparse.BooleanOptionalAction, default=False,
                         help="send prompt strings as plain text instead of as a user message")
+    parser.add_argument("--system", help="system prompt before each plain-text prompt (prompts "
+                        "given as messages keep their own)")
     parser.add_argument("--batch_size", type=int, default=8, help="prompts per generate call")
     parser.add_argument("--output", default="-", help="JSONL output path (default: stdout)")
     _add_sampling_arguments(parser)
@@ -47,6 +50,9 @@ def generate_command(argv: Sequence[str], stdin: IO[str] | None = None) -> int:
     if isinstance(args, int):
         return args
     try:
+        if args.raw and args.system:
+            raise AutotrainError("--system applies to chat prompts; with --raw, write the system "
+                                 "text into the prompt itself")
         sampling = sampling_from_args(args)
         prompts = _collect_prompts(args, stdin if stdin is not None else sys.stdin)
         completer = _load(args)
@@ -68,7 +74,7 @@ def _generate_records(completer: MessageCompleter, prompts: list[Any], sampling:
         part = prompts[start : start + chunk]
         token_prompts = [
             tokenizer.encode(p) if isinstance(p, str) and args.raw
-            else completer.build_prompt([{"role": "user", "content": p}] if isinstance(p, str) else p)
+            else completer.build_prompt(_as_chat(p, args.system) if isinstance(p, str) else p)
             for p in part
         ]
         completions = completer.token_completer.batch_complete(
@@ -89,6 +95,11 @@ def _generate_records(completer: MessageCompleter, prompts: list[Any], sampling:
                 "num_tokens": completion.num_tokens,
                 "tokens_per_s": round(completion.num_tokens / max(completion.elapsed_s, 1e-9), 2),
             }
+
+
+def _as_chat(prompt: str, system: str | None) -> list[dict[str, str]]:
+    system_message = [{"role": "system", "content": system}] if system else []
+    return [*system_message, {"role": "user", "content": prompt}]
 
 
 def _collect_prompts(args: argparse.Namespace, stdin: IO[str]) -> list[Any]:

@@ -15,9 +15,9 @@ from autotrain_pl.generation.token_completer import (
     TokenCompleter,
     TokenCompletion,
 )
-from autotrain_pl.rendering.messages import Message
+from autotrain_pl.rendering.messages import Message, MessageLike, as_messages
 
-MessagesLike = Sequence[Message | dict]
+MessagesLike = Sequence[MessageLike]
 
 
 class MessageCompleter:
@@ -116,22 +116,3 @@ class MessageCompleter:
 
     def _ends_with_turn_end(self, tokens: list[int]) -> bool:
         return any(s and tokens[-len(s):] == list(s) for s in self.renderer.stop_sequences())
-
-
-def as_messages(messages: MessagesLike) -> list[Message]:
-    """Accept ``Message`` objects or ``{"role", "content"}`` dicts."""
-    if isinstance(messages, str | Message | dict) or not isinstance(messages, Sequence):
-        raise AutotrainError(
-            "messages must be a list of Message objects or {'role', 'content'} dicts"
-        )
-    out = []
-    for index, message in enumerate(messages):
-        if isinstance(message, Message):
-            out.append(message)
-        elif isinstance(message, dict) and "role" in message and "content" in message:
-            out.append(Message.from_dict(message))
-        else:
-            raise AutotrainError(
-                f"message {index} is {message!r}; each message needs 'role' and 'content'"
-            )
-    return out

@@ -1,12 +1,22 @@
 """Export a trained model as a plain Hugging Face directory that any tool can load.
 
 The directory holds the weights (full, adapter only, or adapter merged into the base), the
-tokenizer with a ``chat_template`` equivalent to the training renderer, and ``autotrain.json``
-naming the renderer and the resolved run config, so completers and evaluators need no flags.
+tokenizer with the training renderer's ``chat_template``, and ``autotrain.json`` naming the
+renderer and the resolved run config, so completers and evaluators need no flags.
+
+An export stops where training taught it to, outside our code too. Serving stacks (transformers'
+``generate``, vLLM, TGI) stop at ``generation_config.eos_token_id`` and the tokenizer's
+``eos_token``, not at a chat format's end-of-turn token. So the export writes the format's
+end-of-turn token(s) and the tokenizer's EOS as the ``eos_token_id`` list, with ``pad_token_id``,
+and sets the tokenizer's ``eos_token`` as the family's official instruct models do (ChatML:
+``<|im_end|>``, Llama 3: ``<|eot_id|>``). An adapter export carries the same files, but
+transformers and vLLM read the *base* model's generation config when they load an adapter: pass
+``generation_config=GenerationConfig.from_pretrained(export)``, or export ``merged`` for serving.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -56,7 +66,8 @@ def export_model(
     else:
         model.save_pretrained(staging)
     if renderer is not None:
-        tokenizer.chat_template = renderer.chat_template()
+        tokenizer = serving_tokenizer(tokenizer, renderer)
+        write_stop_tokens(staging, model, tokenizer, renderer)
     tokenizer.save_pretrained(staging)
     metadata = {
         "format_version": 1,
@@ -70,6 +81,42 @@ def export_model(
     shutil.rmtree(out, ignore_errors=True)  # replace atomically-enough: the old export stays until now
     staging.rename(out)
     return out
+
+
+def serving_tokenizer(tokenizer, renderer):
+    """A copy of ``tokenizer`` with the renderer's chat template and its family's ``eos_token``;
+    the training tokenizer is left as it was."""
+    exported = copy.deepcopy(tokenizer)
+    exported.chat_template = renderer.chat_template()
+    if renderer.instruct_eos_token is not None:
+        renderer.token_id(renderer.instruct_eos_token)  # a clear error if the token is missing
+        exported.eos_token = renderer.instruct_eos_token
+    return exported
+
+
+def stop_token_ids(tokenizer, renderer) -> list[int]:
+    """The format's single-token stops first, then the tokenizer's EOS (each once)."""
+    ids = [*renderer.stop_token_ids(), renderer.tokenizer.eos_token_id, tokenizer.eos_token_id]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def write_stop_tokens(directory: Path, model, tokenizer, renderer) -> None:
+    """Record where a reply ends in ``generation_config.json`` (and ``config.json``, if any)."""
+    from transformers import AutoConfig
+
+    stops = stop_token_ids(tokenizer, renderer)
+    base = model.get_base_model() if _is_peft(model) else model
+    generation = copy.deepcopy(base.generation_config)
+    generation.eos_token_id = stops
+    generation.pad_token_id = tokenizer.pad_token_id
+    generation.bos_token_id = tokenizer.bos_token_id
+    generation._from_model_config = False  # else generate() rebuilds it from config.json
+    generation.save_pretrained(directory)
+    if (directory / "config.json").exists():
+        config = AutoConfig.from_pretrained(directory)
+        config.eos_token_id = tokenizer.eos_token_id
+        config.pad_token_id = tokenizer.pad_token_id
+        config.save_pretrained(directory)
 
 
 def _merged_copy(peft_model):

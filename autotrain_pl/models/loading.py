@@ -7,6 +7,7 @@ checkpointing, 4-bit/8-bit quantization and LoRA. ``trust_remote_code`` defaults
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from autotrain_pl.errors import AutotrainError
@@ -127,8 +128,11 @@ def resize_embeddings(model, vocab_size: int) -> bool:
 def _load_adapter_export(adapter_dir: str, *, dtype, lora_trainable: bool, **options):
     """Rebuild base + adapter: the base comes from the reference recorded at export."""
     from peft import PeftModel
+    from transformers import GenerationConfig
 
     base_ref = adapter_base_ref(adapter_dir)
     tokenizer = load_tokenizer(adapter_dir)
     base = load_model(base_ref, dtype=dtype, vocab_size=len(tokenizer), **options)
+    if (Path(adapter_dir) / "generation_config.json").exists():  # the export's stop tokens
+        base.generation_config = GenerationConfig.from_pretrained(adapter_dir)
     return PeftModel.from_pretrained(base, adapter_dir, is_trainable=lora_trainable)

@@ -4,10 +4,22 @@
 ``available_formats()``) or by import path; see ``base`` for the contract every format keeps.
 """
 
-from autotrain_pl.rendering.base import MessageTokens, Renderer, SupervisedExample
+from autotrain_pl.rendering.base import (
+    MessageText,
+    RenderedConversation,
+    Renderer,
+    SupervisedExample,
+)
 from autotrain_pl.rendering.chatml import ChatMLRenderer
 from autotrain_pl.rendering.llama import Llama2Renderer, Llama3Renderer, MistralRenderer
-from autotrain_pl.rendering.messages import Conversation, Message, Preference, TrainOnWhat
+from autotrain_pl.rendering.messages import (
+    Conversation,
+    Message,
+    MessageLike,
+    Preference,
+    TrainOnWhat,
+    as_messages,
+)
 from autotrain_pl.rendering.native import AutoRenderer, NativeRenderer
 from autotrain_pl.rendering.registry import (
     add_missing_special_tokens,
@@ -27,16 +39,19 @@ __all__ = [
     "Llama2Renderer",
     "Llama3Renderer",
     "Message",
-    "MessageTokens",
+    "MessageLike",
+    "MessageText",
     "MistralRenderer",
     "NativeRenderer",
     "Preference",
+    "RenderedConversation",
     "Renderer",
     "SupervisedExample",
     "TrainOnWhat",
     "VicunaRenderer",
     "ZephyrRenderer",
     "add_missing_special_tokens",
+    "as_messages",
     "available_formats",
     "get_renderer",
     "register_renderer",

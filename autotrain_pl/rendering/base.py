@@ -1,36 +1,72 @@
 """The Renderer interface: messages in, token ids and per-token loss weights out.
 
-A renderer builds every example message by message, as tokens, and concatenates. It never
-tokenizes a whole rendered string and guesses where the boundaries were. Each message renders to
-three token segments:
+A renderer writes each message as text, in the pieces that decide its loss weights:
 
 - ``header``: role scaffolding before the content (e.g. ``<|im_start|>assistant\\n``); trained only
   under ``TrainOnWhat.ALL_TOKENS``;
 - ``content``: the message text;
 - ``footer``: what closes the turn (e.g. ``<|im_end|>\\n`` or EOS). A trained assistant turn always
-  carries weight on its footer's end-of-turn token, so the model learns to stop.
+  carries weight on its footer's end-of-turn token, so the model learns to stop;
+- ``trailer``: untrained text after the footer (only templates with ``{% generation %}`` blocks
+  write any).
 
-Because the generation prompt is the BOS, every earlier message, then the assistant header, a
-supervised example always begins with exactly the generation prompt's tokens.
+Special tokens are written as their text (``<|im_start|>``, the tokenizer's ``eos_token``), so the
+rendered conversation is character for character the text of the format's Jinja chat template
+(``chat_template()``, which an export saves with its tokenizer).
+
+Tokens are what serving produces. The text is tokenized as ``apply_chat_template`` tokenizes it:
+all of it in one call, so each run of text between special tokens is split by the tokenizer exactly
+as at serving time (a byte-level BPE merges ``" ASSISTANT"`` or ``"\\n\\n"`` across what were
+separate pieces). Loss weights come from the exact character spans of the pieces through the
+tokenizer's offset mapping; nothing is guessed. A token that straddles two pieces takes the larger
+weight, so no trained character drops out of the loss.
+
+The generation boundary. ``build_generation_prompt(messages)`` is the prompt text tokenized in one
+call: token for token ``apply_chat_template(messages, add_generation_prompt=True)``. A supervised
+example starts with exactly the generation prompt of its last assistant message. Its reply keeps
+the tokens it has inside the whole conversation when the prompt's tokens are a prefix of those
+(the usual case); where the tokenizer merges text across the boundary, the reply is tokenized on
+its own after the prompt tokens, as a model generates it. Earlier turns keep the tokens that
+serving gives a history.
+
+A tokenizer without offsets (a Python "slow" tokenizer) tokenizes piece by piece instead, with the
+same boundaries but not always the serving tokens; a warning says so once.
 """
 
 from __future__ import annotations
 
+import bisect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.messages import KNOWN_ROLES, Message, TrainOnWhat
+from autotrain_pl.rendering.messages import (
+    KNOWN_ROLES,
+    Message,
+    MessageLike,
+    TrainOnWhat,
+    as_messages,
+)
 
 
 @dataclass
-class MessageTokens:
-    """The three token segments of one rendered message (see module docstring)."""
+class MessageText:
+    """The text pieces of one rendered message (see module docstring)."""
 
-    header: list[int] = field(default_factory=list)
-    content: list[int] = field(default_factory=list)
-    footer: list[int] = field(default_factory=list)
+    header: str = ""
+    content: str = ""
+    footer: str = ""
+    trailer: str = ""
+
+
+@dataclass
+class RenderedConversation:
+    """What a format writes before any message (often BOS), then each message's pieces."""
+
+    prelude: str
+    messages: list[MessageText] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +81,10 @@ class SupervisedExample:
         return len(self.input_ids)
 
 
+#: A stretch of rendered text and the loss weight of its tokens.
+Span = tuple[str, float]
+
+
 class Renderer(ABC):
     """Base class for chat formats. Subclasses implement ``render_message`` and the header."""
 
@@ -54,23 +94,38 @@ class Renderer(ABC):
     special_tokens: tuple[str, ...] = ()
     #: Roles the format can render; others raise a clear error.
     supported_roles: tuple[str, ...] = KNOWN_ROLES
+    #: The ``eos_token`` that the family's official instruct models set on their tokenizers, so
+    #: that serving stacks stop at the end of a turn (Qwen2.5-Instruct: ``<|im_end|>``; Llama 3.1
+    #: Instruct: ``<|eot_id|>``). None keeps the tokenizer's own. An export applies it.
+    instruct_eos_token: str | None = None
 
     def __init__(self, tokenizer, token_weights: Mapping[str, float] | None = None) -> None:
         self.tokenizer = tokenizer
         self.token_weights = dict(token_weights or {})
+        self._checked_special_tokens = False
+        self._warned_slow = False
 
     # -- hooks for subclasses -------------------------------------------------------------
     @abstractmethod
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         """Render ``messages[index]`` in the context of the whole conversation."""
 
     @abstractmethod
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
-        """Tokens that open an assistant turn after ``messages`` (the generation cue)."""
+    def assistant_header(self, messages: Sequence[Message]) -> str:
+        """Text that opens an assistant turn after ``messages`` (the generation cue)."""
 
     @abstractmethod
     def stop_sequences(self) -> list[list[int]]:
         """Token-id sequences that end an assistant reply."""
+
+    def prelude(self) -> str:
+        """Text that starts every conversation; the tokenizer's BOS by default."""
+        return self.tokenizer.bos_token or ""
+
+    def render_conversation(self, messages: Sequence[Message]) -> RenderedConversation:
+        """The prelude and every message's pieces; override to render all messages at once."""
+        pieces = [self.render_message(i, messages) for i in range(len(messages))]
+        return RenderedConversation(self.prelude(), pieces)
 
     @classmethod
     def required_special_tokens(cls) -> tuple[str, ...]:
@@ -78,19 +133,14 @@ class Renderer(ABC):
         return tuple(cls.special_tokens)
 
     def chat_template(self) -> str:
-        """A Jinja chat template that renders the same text as this renderer's tokens decode to.
+        """A Jinja chat template that renders exactly this renderer's text.
 
         Saved with an exported model's tokenizer so ``apply_chat_template`` matches training.
         """
         raise AutotrainError(
             f"chat_format={self.name!r} ({type(self).__name__}) defines no Jinja chat template; "
-            "implement chat_template() to export one"
+            "implement chat_template() so an export can carry it"
         )
-
-    def bos_tokens(self) -> list[int]:
-        """Tokens that start every conversation."""
-        bos = self.tokenizer.bos_token_id
-        return [bos] if bos is not None else []
 
     # -- helpers ------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -99,22 +149,24 @@ class Renderer(ABC):
 
     def token_id(self, token: str) -> int:
         """The id of a single special token; a clear error if the tokenizer lacks it."""
-        token_id = self.tokenizer.convert_tokens_to_ids(token)
-        unk_id = self.tokenizer.unk_token_id
-        if token_id is None or (unk_id is not None and token_id == unk_id):
+        if not has_single_token(self.tokenizer, token):
             raise AutotrainError(
                 f"chat_format={self.name!r} needs the token {token!r}, which the tokenizer lacks; "
                 "load the model through autotrain_pl.models so missing tokens are added"
             )
-        return token_id
+        return self.tokenizer.convert_tokens_to_ids(token)
 
-    def eos_id(self) -> int:
-        if self.tokenizer.eos_token_id is None:
+    def eos_token(self) -> str:
+        """The tokenizer's EOS as text, for formats whose turns end with it."""
+        if self.tokenizer.eos_token is None:
             raise AutotrainError(
                 f"chat_format={self.name!r} needs an EOS token, but the tokenizer has none; "
                 "set tokenizer.eos_token"
             )
-        return self.tokenizer.eos_token_id
+        return self.tokenizer.eos_token
+
+    def eos_id(self) -> int:
+        return self.token_id(self.eos_token())
 
     def check_roles(self, messages: Sequence[Message]) -> None:
         for i, message in enumerate(messages):
@@ -124,6 +176,16 @@ class Renderer(ABC):
                     f"message {i} has role {message.role!r}, which chat_format={self.name!r} "
                     f"cannot render; use one of: {allowed}"
                 )
+
+    def _prepare(self, messages: Sequence[MessageLike]) -> list[Message]:
+        """Accept dicts, check the special tokens once and the roles every time."""
+        messages = as_messages(messages)
+        if not self._checked_special_tokens:
+            for token in self.required_special_tokens():
+                self.token_id(token)
+            self._checked_special_tokens = True
+        self.check_roles(messages)
+        return messages
 
     # -- the contract -------------------------------------------------------------------
     def message_weight(self, index: int, messages: Sequence[Message], train_on: TrainOnWhat) -> float:
@@ -151,52 +213,57 @@ class Renderer(ABC):
 
     def build_supervised_example(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[MessageLike],
         train_on: TrainOnWhat | str = TrainOnWhat.LAST_ASSISTANT_MESSAGE,
     ) -> SupervisedExample:
         """Token ids and float loss weights of the same length for a whole conversation."""
         train_on = TrainOnWhat.parse(train_on)
-        self.check_roles(messages)
-        scaffold_weight = 1.0 if train_on is TrainOnWhat.ALL_TOKENS else 0.0
-        input_ids = self.bos_tokens()
-        loss_weights = [scaffold_weight] * len(input_ids)
-        for index in range(len(messages)):
-            tokens = self.render_message(index, messages)
+        messages = self._prepare(messages)
+        scaffold = 1.0 if train_on is TrainOnWhat.ALL_TOKENS else 0.0
+        rendered = self.render_conversation(messages)
+        assistants = [i for i, m in enumerate(messages) if m.role == "assistant"]
+        spans: list[Span] = [(rendered.prelude, scaffold)]
+        reply_start = None
+        for index, text in enumerate(rendered.messages):
             weight = self.message_weight(index, messages, train_on)
-            input_ids += tokens.header + tokens.content + tokens.footer
-            loss_weights += [scaffold_weight] * len(tokens.header)
-            loss_weights += [weight] * (len(tokens.content) + len(tokens.footer))
-        return SupervisedExample(input_ids, loss_weights)
+            spans.append((text.header, scaffold))
+            if assistants and index == assistants[-1]:
+                reply_start = len(spans)
+            spans += [(text.content, weight), (text.footer, weight), (text.trailer, scaffold)]
+        return self._tokenize(spans, reply_start)[0]
 
-    def build_generation_prompt(self, messages: Sequence[Message]) -> list[int]:
+    def build_generation_prompt(self, messages: Sequence[MessageLike]) -> list[int]:
         """Token ids that end exactly where the assistant's reply begins."""
-        self.check_roles(messages)
-        input_ids = self.bos_tokens()
-        for index in range(len(messages)):
-            tokens = self.render_message(index, messages)
-            input_ids += tokens.header + tokens.content + tokens.footer
-        return input_ids + self.assistant_header(messages)
+        messages = self._prepare(messages)
+        return self._tokenize(self._prompt_spans(messages))[0].input_ids
 
     def render_completion(
-        self, prompt: Sequence[Message], completion: Sequence[Message], weight: float = 1.0
+        self,
+        prompt: Sequence[MessageLike],
+        completion: Sequence[MessageLike],
+        weight: float = 1.0,
     ) -> SupervisedExample:
         """Tokens of ``completion`` only, as they follow ``build_generation_prompt(prompt)``.
 
         Preference data renders the prompt once and each completion with this, so chosen and
-        rejected never carry a second copy of the prompt.
+        rejected never carry a second copy of the prompt. Assistant messages carry ``weight``.
         """
-        full = [*prompt, *completion]
-        self.check_roles(full)
-        input_ids: list[int] = []
-        loss_weights: list[float] = []
+        prompt, completion = as_messages(prompt), as_messages(completion)
+        full = self._prepare([*prompt, *completion])
+        prompt_spans = self._prompt_spans(full[: len(prompt)])
+        rendered = self.render_conversation(full)
+        spans = list(prompt_spans)
         for index in range(len(prompt), len(full)):
-            tokens = self.render_message(index, full)
-            header = tokens.header if index > len(prompt) else []
+            text = rendered.messages[index]
             message_weight = weight if full[index].role == "assistant" else 0.0
-            input_ids += header + tokens.content + tokens.footer
-            loss_weights += [0.0] * len(header)
-            loss_weights += [message_weight] * (len(tokens.content) + len(tokens.footer))
-        return SupervisedExample(input_ids, loss_weights)
+            if index > len(prompt):  # the first message's header ends the generation prompt
+                spans.append((text.header, 0.0))
+            spans += [(text.content, message_weight), (text.footer, message_weight),
+                      (text.trailer, 0.0)]
+        example, prompt_length = self._tokenize(spans, reply_start=len(prompt_spans))
+        return SupervisedExample(
+            example.input_ids[prompt_length:], example.loss_weights[prompt_length:]
+        )
 
     def parse_response(self, token_ids: Sequence[int], strict: bool = False) -> Message:
         """Cut a sampled reply at its first stop sequence and decode it as an assistant message.
@@ -218,6 +285,80 @@ class Renderer(ABC):
     def stop_token_ids(self) -> list[int]:
         """Single-token stop sequences, the form that ``model.generate(eos_token_id=...)`` takes."""
         return [seq[0] for seq in self.stop_sequences() if len(seq) == 1]
+
+    # -- tokenization ---------------------------------------------------------------------
+    def _prompt_spans(self, messages: Sequence[Message]) -> list[Span]:
+        rendered = self.render_conversation(messages)
+        text = rendered.prelude + "".join(
+            m.header + m.content + m.footer + m.trailer for m in rendered.messages
+        )
+        return [(text + self.assistant_header(messages), 0.0)]
+
+    def _tokenize(
+        self, spans: Sequence[Span], reply_start: int | None = None
+    ) -> tuple[SupervisedExample, int]:
+        """Tokenize ``spans`` as serving does; returns the example and its prompt's length.
+
+        The prompt is ``spans[:reply_start]``, kept token-exact (see module docstring).
+        """
+        whole = self._tokenize_spans(spans)
+        if reply_start is None:
+            return whole, 0
+        prompt = self._tokenize_spans(spans[:reply_start])
+        if whole.input_ids[: len(prompt)] == prompt.input_ids:
+            return whole, len(prompt)
+        reply = self._tokenize_spans(spans[reply_start:])
+        merged = SupervisedExample(
+            prompt.input_ids + reply.input_ids, prompt.loss_weights + reply.loss_weights
+        )
+        return merged, len(prompt)
+
+    def _tokenize_spans(self, spans: Sequence[Span]) -> SupervisedExample:
+        spans = [(text, weight) for text, weight in spans if text]
+        if not getattr(self.tokenizer, "is_fast", False):
+            return self._tokenize_piecewise(spans)
+        text = "".join(t for t, _ in spans)
+        if not text:
+            return SupervisedExample([], [])
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        starts, position = [], 0
+        for piece, _ in spans:
+            starts.append(position)
+            position += len(piece)
+        weights = [w for _, w in spans]
+        loss_weights = []
+        for start, end in encoded["offset_mapping"]:
+            first = bisect.bisect_right(starts, start) - 1
+            last = bisect.bisect_left(starts, end) - 1 if end > start else first
+            loss_weights.append(float(max(weights[max(first, 0) : max(last, first) + 1])))
+        return SupervisedExample(list(encoded["input_ids"]), loss_weights)
+
+    def _tokenize_piecewise(self, spans: Sequence[Span]) -> SupervisedExample:
+        if not self._warned_slow:
+            self._warned_slow = True
+            warnings.warn(
+                f"chat_format={self.name!r}: the tokenizer gives no offsets (not a fast "
+                "tokenizer), so messages are tokenized piece by piece; prompts may differ from "
+                "apply_chat_template where text merges across pieces",
+                stacklevel=3,
+            )
+        input_ids: list[int] = []
+        loss_weights: list[float] = []
+        for text, weight in spans:
+            tokens = self.encode(text)
+            input_ids += tokens
+            loss_weights += [float(weight)] * len(tokens)
+        return SupervisedExample(input_ids, loss_weights)
+
+
+def has_single_token(tokenizer, token: str) -> bool:
+    """True when ``token`` is in the vocabulary and its text encodes to exactly its own id."""
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or (
+        tokenizer.unk_token_id is not None and token_id == tokenizer.unk_token_id
+    ):
+        return False
+    return list(tokenizer.encode(token, add_special_tokens=False)) == [token_id]
 
 
 def _find_first_stop(token_ids: list[int], stops: list[list[int]]) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autotrain_pl.rendering.base import MessageTokens, Renderer
+from autotrain_pl.rendering.base import MessageText, Renderer
 from autotrain_pl.rendering.messages import Message
 from autotrain_pl.rendering.registry import register_renderer
 
@@ -20,23 +20,19 @@ CHATML_TEMPLATE = (
 class ChatMLRenderer(Renderer):
     name = "chatml"
     special_tokens = ("<|im_start|>", "<|im_end|>")
+    instruct_eos_token = "<|im_end|>"  # as Qwen2/2.5-Instruct set it
 
-    def bos_tokens(self) -> list[int]:
-        return []  # ChatML templates in the wild start directly with <|im_start|>.
+    def prelude(self) -> str:
+        return ""  # ChatML templates in the wild start directly with <|im_start|>.
 
-    def _header(self, role: str) -> list[int]:
-        return [self.token_id("<|im_start|>")] + self.encode(f"{role}\n")
-
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         message = messages[index]
-        return MessageTokens(
-            header=self._header(message.role),
-            content=self.encode(message.content),
-            footer=[self.token_id("<|im_end|>")] + self.encode("\n"),
+        return MessageText(
+            header=f"<|im_start|>{message.role}\n", content=message.content, footer="<|im_end|>\n"
         )
 
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
-        return self._header("assistant")
+    def assistant_header(self, messages: Sequence[Message]) -> str:
+        return "<|im_start|>assistant\n"
 
     def stop_sequences(self) -> list[list[int]]:
         return [[self.token_id("<|im_end|>")]]

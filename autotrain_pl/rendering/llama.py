@@ -13,7 +13,11 @@ with the model on the Hugging Face hub (``chat_template()`` returns that templat
 
       <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\\n\\n{content}<|eot_id|>
 
-  Content is trimmed. Any role, anywhere. Turns end with ``<|eot_id|>``.
+  Content is trimmed. Any role, anywhere. Turns end with ``<|eot_id|>``, which an export makes the
+  tokenizer's ``eos_token`` (as Llama 3.1 Instruct does). Llama 3's own tokenizer keeps the
+  header's ``\n\n`` one token; a GPT-2-style BPE (the builtin one) makes it one token at the end
+  of a prompt but ``\n``, ``\n`` before text. Prompts are still exactly the template's tokens; the
+  trained reply is then tokenized after the prompt, as the model generates it (see ``base``).
 - ``mistral`` (the current template of mistralai/Mistral-7B-Instruct-v0.1, which follows
   ``mistral-common``'s V1 tokenizer)::
 
@@ -23,9 +27,9 @@ with the model on the Hugging Face hub (``chat_template()`` returns that templat
   message, followed by a blank line, as that template and ``mistral-common`` do. Roles must
   alternate user/assistant.
 
-``[INST]``, ``[/INST]`` and ``<<SYS>>`` are plain text in the Llama 2 and Mistral vocabularies, so
-these renderers encode them as text (a tokenizer that has them as added tokens, like the builtin
-one, still yields the single tokens). Llama 3's header tokens are real special tokens.
+``[INST]``, ``[/INST]`` and ``<<SYS>>`` are plain text in the Llama 2 and Mistral vocabularies (a
+tokenizer that has them as added tokens, like the builtin one, yields single tokens). Llama 3's
+header tokens are real special tokens.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.base import MessageTokens, Renderer
+from autotrain_pl.rendering.base import MessageText, Renderer
 from autotrain_pl.rendering.messages import KNOWN_ROLES, Message
 from autotrain_pl.rendering.registry import register_renderer
 
@@ -110,12 +114,12 @@ class _InstRenderer(Renderer):
         super().check_roles(messages)
         check_alternating(self.name, messages)
 
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
+    def assistant_header(self, messages: Sequence[Message]) -> str:
         if not messages or messages[-1].role != "user":
             raise AutotrainError(
                 f"chat_format={self.name!r} can only prompt for a reply after a user message"
             )
-        return []  # the reply follows [/INST] directly
+        return ""  # the reply follows [/INST] directly
 
     def stop_sequences(self) -> list[list[int]]:
         return [[self.eos_id()]]
@@ -125,36 +129,28 @@ class _InstRenderer(Renderer):
 class Llama2Renderer(_InstRenderer):
     name = "llama2"
 
-    def bos_tokens(self) -> list[int]:
-        return []  # BOS opens every user turn instead (see _turn_bos)
+    def prelude(self) -> str:
+        return ""  # BOS opens every user turn instead
 
-    def _turn_bos(self) -> list[int]:
-        return super().bos_tokens()
-
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         message = messages[index]
+        bos = self.tokenizer.bos_token or ""
         if message.role == "system":
             # The template strips "<<SYS>>...<</SYS>>\n\n" + user as one string, so a blank user
             # message also loses the blank lines after <</SYS>>.
             user_blank = not messages[index + 1].content.strip()
-            return MessageTokens(
-                header=self._turn_bos() + self.encode("[INST] <<SYS>>\n"),
-                content=self.encode(message.content),
-                footer=self.encode("\n<</SYS>>" if user_blank else "\n<</SYS>>\n\n"),
+            return MessageText(
+                header=bos + "[INST] <<SYS>>\n",
+                content=message.content,
+                footer="\n<</SYS>>" if user_blank else "\n<</SYS>>\n\n",
             )
         if message.role == "user":
             if index > 0 and messages[index - 1].role == "system":
-                return MessageTokens(
-                    content=self.encode(message.content.rstrip()), footer=self.encode(" [/INST]")
-                )
-            return MessageTokens(
-                header=self._turn_bos() + self.encode("[INST]"),
-                content=self.encode(" " + message.content.strip()),
-                footer=self.encode(" [/INST]"),
+                return MessageText(content=message.content.rstrip(), footer=" [/INST]")
+            return MessageText(
+                header=bos + "[INST]", content=" " + message.content.strip(), footer=" [/INST]"
             )
-        return MessageTokens(
-            content=self.encode(" " + message.content.strip() + " "), footer=[self.eos_id()]
-        )
+        return MessageText(content=" " + message.content.strip() + " ", footer=self.eos_token())
 
     def chat_template(self) -> str:
         return LLAMA2_TEMPLATE
@@ -164,22 +160,18 @@ class Llama2Renderer(_InstRenderer):
 class MistralRenderer(_InstRenderer):
     name = "mistral"
 
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         message = messages[index]
         if message.role == "system":
-            return MessageTokens(
-                header=self.encode(" [INST]"),
-                content=self.encode(" " + message.content),
-                footer=self.encode("\n\n"),
-            )
+            return MessageText(header=" [INST]", content=" " + message.content, footer="\n\n")
         if message.role == "user":
             after_system = index > 0 and messages[index - 1].role == "system"
-            return MessageTokens(
-                header=[] if after_system else self.encode(" [INST]"),
-                content=self.encode(message.content if after_system else " " + message.content),
-                footer=self.encode(" [/INST]"),
+            return MessageText(
+                header="" if after_system else " [INST]",
+                content=message.content if after_system else " " + message.content,
+                footer=" [/INST]",
             )
-        return MessageTokens(content=self.encode(" " + message.content), footer=[self.eos_id()])
+        return MessageText(content=" " + message.content, footer=self.eos_token())
 
     def chat_template(self) -> str:
         return MISTRAL_TEMPLATE
@@ -190,27 +182,24 @@ class Llama3Renderer(Renderer):
     name = "llama3"
     special_tokens = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
     supported_roles = KNOWN_ROLES
+    instruct_eos_token = "<|eot_id|>"  # as Llama 3.1 Instruct sets it
 
-    def bos_tokens(self) -> list[int]:
-        return [self.token_id("<|begin_of_text|>")]
+    def prelude(self) -> str:
+        return "<|begin_of_text|>"
 
-    def _header(self, role: str) -> list[int]:
-        return (
-            [self.token_id("<|start_header_id|>")]
-            + self.encode(role)
-            + [self.token_id("<|end_header_id|>")]
-            + self.encode("\n\n")
-        )
-
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         message = messages[index]
-        return MessageTokens(
+        return MessageText(
             header=self._header(message.role),
-            content=self.encode(message.content.strip()),
-            footer=[self.token_id("<|eot_id|>")],
+            content=message.content.strip(),
+            footer="<|eot_id|>",
         )
 
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
+    @staticmethod
+    def _header(role: str) -> str:
+        return f"<|start_header_id|>{role}<|end_header_id|>\n\n"
+
+    def assistant_header(self, messages: Sequence[Message]) -> str:
         return self._header("assistant")
 
     def stop_sequences(self) -> list[list[int]]:

@@ -31,6 +31,38 @@ class Message:
         return out
 
 
+MessageLike = Message | Mapping[str, Any]
+
+
+def as_messages(messages: Sequence[MessageLike]) -> list[Message]:
+    """``Message`` objects from ``Message``s or OpenAI-style ``{"role", "content"}`` dicts.
+
+    Users hold dicts; every public entry point that takes messages accepts both.
+    """
+    if isinstance(messages, str | bytes | Mapping | Message):
+        raise AutotrainError(
+            f"messages must be a list of messages, got {type(messages).__name__}; "
+            'pass [{"role": "user", "content": "..."}]'
+        )
+    converted = []
+    for i, message in enumerate(messages):
+        if isinstance(message, Message):
+            converted.append(message)
+        elif isinstance(message, Mapping) and "role" in message and "content" in message:
+            content = message["content"]
+            if not isinstance(content, str):
+                raise AutotrainError(
+                    f"message {i} has content of type {type(content).__name__}; "
+                    "chat formats render text content only"
+                )
+            converted.append(Message.from_dict(message))
+        else:
+            raise AutotrainError(
+                f"message {i} is {message!r}; give a Message or a dict with 'role' and 'content'"
+            )
+    return converted
+
+
 @dataclass
 class Conversation:
     """A list of messages plus free-form metadata (for example a reference answer for eval)."""

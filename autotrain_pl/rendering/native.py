@@ -1,27 +1,21 @@
 """``native``: the tokenizer's own chat template; ``auto``: native when there is one, else ChatML.
 
-``native`` still renders message by message, as tokens:
+``native`` renders message by message, as text, and tokenizes like every other format (see
+``base``), so its prompts are token for token ``apply_chat_template(..., add_generation_prompt=True)``:
 
 1. Every prefix of the conversation is rendered with the template (text, as
    ``apply_chat_template(..., tokenize=False)``); a message's text is the difference between
-   consecutive prefixes. What the template writes before any message (often BOS) comes first.
+   consecutive prefixes. What the template writes before any message (often BOS) is the prelude.
 2. An assistant message's text must begin with the template's generation prompt (``messages[:k]``
    rendered with minus without ``add_generation_prompt=True``): that is its header, scaffolding.
    The rest is trained, end-of-turn token included. Where the template has ``{% generation %}``
    blocks, only the text inside them is trained; the text around them is scaffolding.
-3. Another message's header is found by rendering it with a sentinel as content; it is split off
-   only where tokenizing header and body apart gives the tokens of tokenizing them together.
-4. Each piece is tokenized on its own and the pieces are concatenated, so a supervised example
-   begins with exactly the generation prompt's tokens, which are the same pieces plus the
-   tokenized generation prompt. Where a template's message boundaries fall on special tokens
-   (ChatML, Llama 3, Zephyr, most hub templates) these are exactly the
-   ``apply_chat_template(..., add_generation_prompt=True)`` tokens; where the tokenizer would merge
-   text across a boundary they differ a little, and a warning says so once.
+3. Another message's header is found by rendering it with a sentinel as content.
 
 Limits: a template must render a prefix the same way whatever follows it, and open an assistant
 turn with its generation prompt; templates that rewrite history (moving the system prompt into the
 last user turn, dropping earlier reasoning) raise an ``AutotrainError`` that points to the named
-formats. A message whose header cannot be split off is one trained piece (so, for trained roles,
+formats. A message whose header cannot be split off is trained as a whole (so, for trained roles,
 its header is trained too). Stop sequences are the special token that follows an assistant reply
 in the template (found with a probe conversation) and the tokenizer's EOS.
 """
@@ -29,14 +23,13 @@ in the template (found with a probe conversation) and the tokenizer's EOS.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.base import MessageTokens, Renderer, SupervisedExample
+from autotrain_pl.rendering.base import MessageText, RenderedConversation, Renderer
 from autotrain_pl.rendering.chatml import ChatMLRenderer
-from autotrain_pl.rendering.messages import Message, TrainOnWhat
+from autotrain_pl.rendering.messages import Message
 from autotrain_pl.rendering.registry import register_renderer
 
 try:  # transformers >= 4.50: renders text and {% generation %} spans without tokenizing
@@ -77,7 +70,6 @@ class NativeRenderer(Renderer):
         self._template = template
         self._has_generation = bool(_GENERATION_RE.search(template))
         self._stops: list[list[int]] | None = None
-        self._warned = False
 
     # -- template rendering -----------------------------------------------------------------
     def _render(
@@ -194,82 +186,25 @@ class NativeRenderer(Renderer):
         fits = new.startswith(head) and new.endswith(tail) and len(new) >= len(head) + len(tail)
         if not head or not fits:
             return whole
-        body = new[len(head) :]
-        if self.encode(head) + self.encode(body) != self.encode(new):
-            return whole  # tokenization merges across the cut: keep the message in one piece
-        return [_Piece(head, False), _Piece(body, True)]
+        return [_Piece(head, False), _Piece(new[len(head) :], True)]
 
     # -- the contract -------------------------------------------------------------------------
-    def _assemble(self, parts, scaffold: float = 0.0) -> SupervisedExample:
-        """Tokenize ``(piece, weight)`` pairs one by one; scaffolding pieces get ``scaffold``."""
-        input_ids: list[int] = []
-        loss_weights: list[float] = []
-        for piece, weight in parts:
-            tokens = self.encode(piece.text)
-            input_ids += tokens
-            loss_weights += [weight if piece.trained else scaffold] * len(tokens)
-        return SupervisedExample(input_ids, loss_weights)
+    def prelude(self) -> str:
+        return self._layout([])[0]
 
-    def build_supervised_example(
-        self,
-        messages: Sequence[Message],
-        train_on: TrainOnWhat | str = TrainOnWhat.LAST_ASSISTANT_MESSAGE,
-    ) -> SupervisedExample:
-        train_on = TrainOnWhat.parse(train_on)
-        self.check_roles(messages)
+    def render_conversation(self, messages: Sequence[Message]) -> RenderedConversation:
         prelude, layout = self._layout(messages)
-        parts = [(_Piece(prelude, False), 0.0)]
-        for k, pieces in enumerate(layout):
-            weight = self.message_weight(k, messages, train_on)
-            parts += [(piece, weight) for piece in pieces]
-        return self._assemble(parts, 1.0 if train_on is TrainOnWhat.ALL_TOKENS else 0.0)
+        return RenderedConversation(prelude, [_as_message_text(pieces) for pieces in layout])
 
-    def build_generation_prompt(self, messages: Sequence[Message]) -> list[int]:
-        self.check_roles(messages)
-        prelude, layout = self._layout(messages)
-        pieces = [_Piece(prelude, False), *(p for message in layout for p in message)]
-        rendered = "".join(p.text for p in pieces)
-        pieces.append(_Piece(self._generation_header(messages, rendered), False))
-        input_ids = self._assemble((p, 0.0) for p in pieces).input_ids
-        if not self._warned and input_ids != self.encode(rendered + pieces[-1].text):
-            self._warned = True
-            warnings.warn(
-                "chat_format='native': tokenizing this chat template message by message gives "
-                "different tokens than tokenizing the whole rendered prompt (the tokenizer merges "
-                "across a message boundary); training and prompts stay consistent with each other",
-                stacklevel=2,
-            )
-        return input_ids
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
+        """Header: scaffolding before the trained text; content: the trained text; trailer:
+        template text after a ``{% generation %}`` block (not trained)."""
+        return self.render_conversation(messages[: index + 1]).messages[index]
 
-    def render_completion(
-        self, prompt: Sequence[Message], completion: Sequence[Message], weight: float = 1.0
-    ) -> SupervisedExample:
-        full = [*prompt, *completion]
-        self.check_roles(full)
-        _, layout = self._layout(full)
-        parts = []
-        for k in range(len(prompt), len(full)):
-            pieces = layout[k]
-            if k == len(prompt) and full[k].role == "assistant":
-                pieces = pieces[1:]  # its header ends the generation prompt
-            parts += [(p, weight if full[k].role == "assistant" else 0.0) for p in pieces]
-        return self._assemble(parts)
-
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
-        """Header: scaffolding before the trained text; content: the trained text; footer: template
-        text after a ``{% generation %}`` block (not trained, unlike other formats' footers)."""
-        _, layout = self._layout(messages[: index + 1])
-        segments: list[list[int]] = [[], [], []]
-        seen_trained = False
-        for piece in layout[index]:
-            seen_trained = seen_trained or piece.trained
-            segments[1 if piece.trained else (2 if seen_trained else 0)] += self.encode(piece.text)
-        return MessageTokens(*segments)
-
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
+    def assistant_header(self, messages: Sequence[Message]) -> str:
         prelude, layout = self._layout(messages)
         rendered = prelude + "".join(p.text for message in layout for p in message)
-        return self.encode(self._generation_header(messages, rendered))
+        return self._generation_header(messages, rendered)
 
     def stop_sequences(self) -> list[list[int]]:
         if self._stops is None:
@@ -283,7 +218,7 @@ class NativeRenderer(Renderer):
         )
         try:
             _, layout = self._layout([Message("user", "Hi"), Message("assistant", "Hello")])
-            after = "".join(p.text for p in layout[-1][1:]).partition("Hello")[2]
+            after = "".join(p.text for p in layout[-1]).partition("Hello")[2]
             tokens = self.encode(after)
             if tokens and tokens[0] in special:
                 stops.append([tokens[0]])
@@ -296,6 +231,19 @@ class NativeRenderer(Renderer):
 
     def chat_template(self) -> str:
         return self._template
+
+
+def _as_message_text(pieces: list[_Piece]) -> MessageText:
+    """Untrained pieces before the trained one are the header; untrained ones after, the trailer."""
+    trained = [i for i, piece in enumerate(pieces) if piece.trained]
+    if not trained:
+        return MessageText(header="".join(p.text for p in pieces))
+    first, last = trained[0], trained[-1]
+    return MessageText(
+        header="".join(p.text for p in pieces[:first]),
+        content="".join(p.text for p in pieces[first : last + 1]),
+        trailer="".join(p.text for p in pieces[last + 1 :]),
+    )
 
 
 @register_renderer("auto")

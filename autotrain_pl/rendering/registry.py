@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.importing import import_object
-from autotrain_pl.rendering.base import Renderer
+from autotrain_pl.rendering.base import Renderer, has_single_token
 
 _REGISTRY: dict[str, type] = {}
 _BUILTIN_MODULES = (
@@ -95,7 +95,7 @@ def add_missing_special_tokens(tokenizer, renderer_cls: type | str) -> list[str]
     if callable(resolve):
         cls = resolve(tokenizer)
     missing = [
-        tok for tok in cls.required_special_tokens() if not _has_single_token(tokenizer, tok)
+        tok for tok in cls.required_special_tokens() if not has_single_token(tokenizer, tok)
     ]
     if not missing:
         return []
@@ -116,15 +116,6 @@ def _normalize(name: str) -> str:
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _has_single_token(tokenizer, token: str) -> bool:
-    token_id = tokenizer.convert_tokens_to_ids(token)
-    if token_id is None or (
-        tokenizer.unk_token_id is not None and token_id == tokenizer.unk_token_id
-    ):
-        return False
-    return list(tokenizer.encode(token, add_special_tokens=False)) == [token_id]
 
 
 def _load_builtins() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.base import MessageTokens, Renderer
+from autotrain_pl.rendering.base import MessageText, Renderer
 from autotrain_pl.rendering.messages import Message
 from autotrain_pl.rendering.registry import register_renderer
 
@@ -65,25 +65,20 @@ class AlpacaRenderer(Renderer):
     name = "alpaca"
     supported_roles = ("system", "user", "assistant")
 
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         message = messages[index]
         sep = "\n\n" if index > 0 else ""
         if message.role == "system":
-            return MessageTokens(header=self.encode(sep), content=self.encode(message.content))
+            return MessageText(header=sep, content=message.content)
         if message.role == "user":
             preamble = ALPACA_PREAMBLE + "\n\n" if index == 0 else ""
-            return MessageTokens(
-                header=self.encode(sep + preamble + "### Instruction:\n"),
-                content=self.encode(message.content),
-            )
-        return MessageTokens(
-            header=self.encode(sep + "### Response:\n"),
-            content=self.encode(message.content),
-            footer=[self.eos_id()],
+            return MessageText(header=sep + preamble + "### Instruction:\n", content=message.content)
+        return MessageText(
+            header=sep + "### Response:\n", content=message.content, footer=self.eos_token()
         )
 
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
-        return self.encode(("\n\n" if messages else "") + "### Response:\n")
+    def assistant_header(self, messages: Sequence[Message]) -> str:
+        return ("\n\n" if messages else "") + "### Response:\n"
 
     def stop_sequences(self) -> list[list[int]]:
         return [[self.eos_id()]]
@@ -110,25 +105,19 @@ class VicunaRenderer(Renderer):
         """FastChat's system prompt, when the conversation does not bring its own."""
         return VICUNA_SYSTEM + " " if index == 0 else ""
 
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         message = messages[index]
         if message.role == "system":
-            return MessageTokens(content=self.encode(message.content), footer=self.encode(" "))
+            return MessageText(content=message.content, footer=" ")
         prefix = self._default_system(index, messages)
         if message.role == "user":
-            return MessageTokens(
-                header=self.encode(prefix + "USER:"),
-                content=self.encode(" " + message.content),
-                footer=self.encode(" "),
-            )
-        return MessageTokens(
-            header=self.encode(prefix + "ASSISTANT:"),
-            content=self.encode(" " + message.content),
-            footer=[self.eos_id()],
+            return MessageText(header=prefix + "USER:", content=" " + message.content, footer=" ")
+        return MessageText(
+            header=prefix + "ASSISTANT:", content=" " + message.content, footer=self.eos_token()
         )
 
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
-        return self.encode(self._default_system(len(messages), messages) + "ASSISTANT:")
+    def assistant_header(self, messages: Sequence[Message]) -> str:
+        return self._default_system(len(messages), messages) + "ASSISTANT:"
 
     def stop_sequences(self) -> list[list[int]]:
         return [[self.eos_id()]]

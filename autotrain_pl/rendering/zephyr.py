@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autotrain_pl.rendering.base import MessageTokens, Renderer
+from autotrain_pl.rendering.base import MessageText, Renderer
 from autotrain_pl.rendering.messages import Message
 from autotrain_pl.rendering.registry import register_renderer
 
@@ -34,22 +34,19 @@ class ZephyrRenderer(Renderer):
     name = "zephyr"
     supported_roles = ("system", "user", "assistant")
 
-    def bos_tokens(self) -> list[int]:
-        return []
+    def prelude(self) -> str:
+        return ""
 
-    def _header(self, role: str) -> list[int]:
-        return self.encode(f"<|{role}|>\n")
-
-    def render_message(self, index: int, messages: Sequence[Message]) -> MessageTokens:
+    def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         message = messages[index]
-        return MessageTokens(
-            header=self._header(message.role),
-            content=self.encode(message.content),
-            footer=[self.eos_id()] + self.encode("\n"),
+        return MessageText(
+            header=f"<|{message.role}|>\n",
+            content=message.content,
+            footer=self.eos_token() + "\n",
         )
 
-    def assistant_header(self, messages: Sequence[Message]) -> list[int]:
-        return self._header("assistant")
+    def assistant_header(self, messages: Sequence[Message]) -> str:
+        return "<|assistant|>\n"
 
     def stop_sequences(self) -> list[list[int]]:
         return [[self.eos_id()]]

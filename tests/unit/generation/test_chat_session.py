@@ -38,6 +38,18 @@ def test_send_stream_reset_and_history(completer, reply_ok):
     assert session.messages == [Message("system", "Be brief.")]
 
 
+def test_history_of_plain_dicts_continues_the_conversation(completer, reply_ok):
+    history = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "one"}]
+    session = ChatSession(completer, system_prompt="Be brief.", sampling=SAMPLING,
+                          history=history)
+    assert session.messages[1:] == [Message("user", "first"), Message("assistant", "one")]
+    with reply_ok():
+        assert session.send("second") == Message("assistant", "ok")
+    assert [m.content for m in session.messages] == ["Be brief.", "first", "one", "second", "ok"]
+    with pytest.raises(AutotrainError, match="message 0"):
+        ChatSession(completer, history=[{"content": "no role"}])
+
+
 def test_save_load_round_trip(completer, reply_ok, tmp_path):
     session = ChatSession(completer, system_prompt="sys", max_context_tokens=500,
                           sampling=SAMPLING)

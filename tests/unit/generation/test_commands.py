@@ -58,6 +58,22 @@ def test_generate_positional_raw_prompts_with_stop_and_samples(patched_load, tok
     assert [r["index"] for r in read_jsonl(capsys.readouterr().out)] == [0, 0, 1, 1]
 
 
+def test_generate_system_prompt_goes_before_plain_prompts_only(patched_load, monkeypatch,
+                                                               tmp_path, capsys):
+    seen = []
+    build_prompt = patched_load.build_prompt
+    monkeypatch.setattr(patched_load, "build_prompt", lambda m: seen.append(m) or build_prompt(m))
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": "plain"}) + "\n"
+                    + json.dumps({"messages": [{"role": "user", "content": "own"}]}) + "\n")
+    argv = ["--model", "x", "--system", "Be brief.", "--prompts_file", str(path), *FAST]
+    assert commands.generate_command(argv) == 0
+    assert [[m["role"] if isinstance(m, dict) else m.role for m in p] for p in seen] == [
+        ["system", "user"], ["user"]
+    ]
+    assert seen[0][0]["content"] == "Be brief."
+
+
 def test_generate_text_file_one_prompt_per_line(patched_load, tmp_path, capsys):
     path = tmp_path / "prompts.txt"
     path.write_text("one\ntwo\nthree\n")
@@ -71,6 +87,7 @@ def test_generate_text_file_one_prompt_per_line(patched_load, tmp_path, capsys):
         (["--top_p", "2", "hi"], "top_p"),
         (["--prompts_file", "/nonexistent/p.jsonl"], "does not exist"),
         (["--temperature", "0", "--num_return_sequences", "2", "hi"], "num_return_sequences"),
+        (["--raw", "--system", "Be brief.", "hi"], "--system applies to chat prompts"),
     ],
 )
 def test_generate_user_errors_print_one_line_and_return_2(patched_load, argv, message, capsys):

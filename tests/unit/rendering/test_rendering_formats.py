@@ -25,6 +25,18 @@ def text_where(renderer, example, keep) -> str:
     return renderer.tokenizer.decode(ids, skip_special_tokens=False)
 
 
+def serving_tokens(renderer, messages, add_generation_prompt=False) -> list[int]:
+    """What ``apply_chat_template`` returns with the renderer's own template (as an export has)."""
+    return list(
+        renderer.tokenizer.apply_chat_template(
+            [m.to_dict() for m in messages],
+            chat_template=renderer.chat_template(),
+            add_generation_prompt=add_generation_prompt,
+            return_dict=False,
+        )
+    )
+
+
 def assistant_indices(messages):
     return [i for i, m in enumerate(messages) if m.role == "assistant"]
 
@@ -37,13 +49,21 @@ def first_stop(token_ids, stops):
     return None, None
 
 
-def test_supervised_example_starts_with_every_generation_prompt(renderer, conversation):
+def test_prompts_are_serving_tokens_and_start_each_turns_example(renderer, conversation):
+    """Every turn's prompt is what apply_chat_template gives; the example trained on that turn
+    starts with it; the history before the last turn is tokenized as serving tokenizes it."""
     example = renderer.build_supervised_example(conversation)
     assert len(example.input_ids) == len(example.loss_weights)
-    for k in assistant_indices(conversation):
+    turns = assistant_indices(conversation)
+    for k in turns:
         prompt = renderer.build_generation_prompt(conversation[:k])
-        assert example.input_ids[: len(prompt)] == prompt
-        assert len(example.input_ids) > len(prompt)
+        assert prompt == serving_tokens(renderer, conversation[:k], add_generation_prompt=True)
+        turn_example = renderer.build_supervised_example(conversation[: k + 1])
+        assert turn_example.input_ids[: len(prompt)] == prompt
+        assert len(turn_example.input_ids) > len(prompt)
+        if k != turns[-1]:
+            history = serving_tokens(renderer, conversation[: k + 1])
+            assert example.input_ids[: len(history)] == history
 
 
 def test_train_on_changes_weights_only(renderer, conversation):
@@ -57,17 +77,23 @@ def test_train_on_changes_weights_only(renderer, conversation):
 
 def test_end_of_turn_token_carries_weight(renderer, conversation):
     stops = renderer.stop_sequences()
-    all_turns = renderer.build_supervised_example(conversation, TrainOnWhat.ALL_ASSISTANT_MESSAGES)
-    last_turn = renderer.build_supervised_example(conversation, TrainOnWhat.LAST_ASSISTANT_MESSAGE)
     turns = assistant_indices(conversation)
     for k in turns:
         start = len(renderer.build_generation_prompt(conversation[:k]))
-        position, stop = first_stop(all_turns.input_ids[start:], stops)
-        assert position is not None, f"assistant turn {k} has no stop sequence"
-        reply_and_stop = range(start, start + position + len(stop))
-        assert all(all_turns.loss_weights[i] == 1.0 for i in reply_and_stop)
-        expected = 1.0 if k == turns[-1] else 0.0
-        assert all(last_turn.loss_weights[i] == expected for i in reply_and_stop)
+        for mode in (TrainOnWhat.ALL_ASSISTANT_MESSAGES, TrainOnWhat.LAST_ASSISTANT_MESSAGE):
+            example = renderer.build_supervised_example(conversation[: k + 1], mode)
+            position, stop = first_stop(example.input_ids[start:], stops)
+            assert position is not None, f"assistant turn {k} has no stop sequence"
+            reply_and_stop = range(start, start + position + len(stop))
+            assert all(example.loss_weights[i] == 1.0 for i in reply_and_stop)
+    # In a whole conversation, an earlier turn's stop token is trained only with all turns.
+    all_turns = renderer.build_supervised_example(conversation, TrainOnWhat.ALL_ASSISTANT_MESSAGES)
+    last_turn = renderer.build_supervised_example(conversation, TrainOnWhat.LAST_ASSISTANT_MESSAGE)
+    for k in turns[:-1]:
+        history = serving_tokens(renderer, conversation[: k + 1])
+        stop_at = max(i for i, t in enumerate(history) if [t] in stops)
+        assert all_turns.loss_weights[stop_at] == 1.0
+        assert last_turn.loss_weights[stop_at] == 0.0
 
 
 def test_stop_sequences(fmt, renderer):
@@ -78,10 +104,9 @@ def test_stop_sequences(fmt, renderer):
 
 
 def test_parse_response_round_trips(renderer, conversation):
-    example = renderer.build_supervised_example(conversation)
     for k in assistant_indices(conversation):
         start = len(renderer.build_generation_prompt(conversation[:k]))
-        reply = example.input_ids[start:]
+        reply = renderer.build_supervised_example(conversation[: k + 1]).input_ids[start:]
         assert renderer.parse_response(reply) == Message("assistant", conversation[k].content)
         assert renderer.parse_response(reply, strict=True).content == conversation[k].content
     # A reply cut off before its stop sequence is not a complete message under strict=True.
@@ -213,3 +238,47 @@ def test_inst_formats_need_alternating_roles(make_renderer, name):
         renderer.build_generation_prompt([Message("user", "a"), Message("assistant", "b")])
     with pytest.raises(AutotrainError, match="needs a user message after the system"):
         renderer.build_generation_prompt([Message("system", "s")])
+
+
+def test_plain_dicts_render_like_messages(renderer, conversation):
+    dicts = [m.to_dict() for m in conversation]
+    assert renderer.build_supervised_example(dicts) == renderer.build_supervised_example(
+        conversation
+    )
+    assert renderer.build_generation_prompt(dicts[:-1]) == renderer.build_generation_prompt(
+        conversation[:-1]
+    )
+    assert renderer.render_completion(dicts[:-1], dicts[-1:]) == renderer.render_completion(
+        conversation[:-1], conversation[-1:]
+    )
+    with pytest.raises(AutotrainError, match="message 1 is .*'role' and 'content'"):
+        renderer.build_generation_prompt([dicts[1], {"text": "hi"}])
+    with pytest.raises(AutotrainError, match="must be a list of messages"):
+        renderer.build_generation_prompt(dicts[1])
+
+
+class WithoutOffsets:
+    """A tokenizer that cannot report offsets, as Python ("slow") tokenizers cannot."""
+
+    is_fast = False
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+def test_tokenizer_without_offsets_renders_piece_by_piece(make_renderer, conversation):
+    fast = make_renderer("vicuna")
+    slow = type(fast)(WithoutOffsets(fast.tokenizer))
+    with pytest.warns(UserWarning, match="tokenized piece by piece"):
+        example = slow.build_supervised_example(conversation)
+    assert fast.tokenizer.decode(example.input_ids) == fast.tokenizer.decode(
+        fast.build_supervised_example(conversation).input_ids
+    )
+    assert example.input_ids != fast.build_supervised_example(conversation).input_ids, (
+        "vicuna's ' ASSISTANT' merges only when the text is tokenized as a whole"
+    )
+    trained = text_where(slow, example, bool)
+    assert trained.strip() == conversation[-1].content + "</s>"

@@ -1,4 +1,5 @@
-"""Property test: any conversation renders to ids and weights of equal length, prefix-consistently."""
+"""Property test: any conversation renders to ids and weights of equal length, prefix-consistently,
+and decodes to its chat template's text."""
 
 from __future__ import annotations
 
@@ -41,10 +42,8 @@ def test_random_conversations(renderer, messages, train_on):
     example = renderer.build_supervised_example(messages, train_on)
     assert len(example.input_ids) == len(example.loss_weights)
     assert all(0.0 <= w <= 1.0 for w in example.loss_weights)
-    for k, message in enumerate(messages):
-        if message.role == "assistant":
-            prompt = renderer.build_generation_prompt(messages[:k])
-            assert example.input_ids[: len(prompt)] == prompt
+    prompt = renderer.build_generation_prompt(messages[:-1])  # the last message is the reply
+    assert example.input_ids[: len(prompt)] == prompt
     completion = renderer.render_completion(messages[:-1], messages[-1:])
     assert prompt + completion.input_ids == example.input_ids
     assert len(completion.input_ids) == len(completion.loss_weights)
