@@ -8,29 +8,23 @@ lr and tokens/s. User errors print one line and exit with code 2.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from autotrain_pl.commands import SUBCOMMANDS
 from autotrain_pl.errors import AutotrainError
 
-#: Extra subcommands: name -> "module:function" taking argv and returning an exit code.
-EXTRA_COMMANDS: dict[str, str] = {
-    "generate": "autotrain_pl.generation.commands:generate_command",
-    "chat": "autotrain_pl.generation.commands:chat_command",
-    "eval": "autotrain_pl.evaluation.commands:eval_command",
-}
 USER_ERROR_EXIT_CODE = 2
 
 
 def _build_cli_class():
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from jsonargparse import Namespace
+    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
     from lightning.pytorch.cli import LightningCLI
-    from lightning.pytorch.loggers import CSVLogger
 
     from autotrain_pl.data import ChatDataModule
+    from autotrain_pl.importing import import_object
     from autotrain_pl.models.devices import default_precision, select_accelerator
     from autotrain_pl.objectives import ObjectiveModule
 
@@ -61,41 +55,46 @@ def _build_cli_class():
             accelerator = select_accelerator(str(trainer.accelerator))
             if trainer.precision is None:
                 trainer.precision = default_precision(accelerator)
+            self._add_default_callbacks_and_logger(trainer)
             self._validate_data_config(config)
+
+        def _add_default_callbacks_and_logger(self, trainer) -> None:
+            """``last.ckpt`` checkpointing, a Rich progress bar and a CSV logger in the run
+            directory, unless the config brings its own."""
+            callbacks = list(trainer.callbacks or [])
+            given = [import_object(c.class_path, "trainer.callbacks") for c in callbacks
+                     if isinstance(c, Namespace) and c.get("class_path")]
+            root = trainer.default_root_dir or "runs/default"
+            if not any(issubclass(cls, ModelCheckpoint) for cls in given):
+                callbacks.append(Namespace(
+                    class_path="lightning.pytorch.callbacks.ModelCheckpoint",
+                    init_args=Namespace(dirpath=os.path.join(root, "checkpoints"),
+                                        save_last=True, save_top_k=0)))
+            if trainer.enable_progress_bar is not False and not any(
+                issubclass(cls, ProgressBar) for cls in given
+            ):
+                callbacks.append(Namespace(
+                    class_path="lightning.pytorch.callbacks.RichProgressBar",
+                    init_args=Namespace(leave=True)))
+            trainer.callbacks = callbacks
+            if trainer.logger in (None, True):
+                trainer.logger = Namespace(
+                    class_path="lightning.pytorch.loggers.CSVLogger",
+                    init_args=Namespace(save_dir=root, name="logs"))
 
         def _validate_data_config(self, config) -> None:
             """Build the data module first, so a bad data config fails before a model loads."""
             data = config.get("data")
             if data is None or not data.get("class_path"):
                 return
-            module_name, _, class_name = data.class_path.rpartition(".")
-            data_class = getattr(importlib.import_module(module_name), class_name)
+            data_class = import_object(data.class_path, "data.class_path")
             init_args = data.get("init_args")
             data_class(**(init_args.as_dict() if init_args is not None else {}))
 
-        def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Any:
-            user_callbacks = list(config.get("callbacks") or [])
-            root = config.get("default_root_dir") or "runs/default"
-            if not any(isinstance(c, ModelCheckpoint) for c in user_callbacks):
-                callbacks.append(ModelCheckpoint(dirpath=os.path.join(root, "checkpoints"),
-                                                 save_last=True, save_top_k=0))
-            if config.get("enable_progress_bar", True) is not False and not any(
-                isinstance(c, RichProgressBar) for c in user_callbacks
-            ):
-                callbacks.append(RichProgressBar(leave=True))
-            if config.get("logger") in (None, True):
-                config["logger"] = CSVLogger(save_dir=root, name="logs")
-            return super()._instantiate_trainer(config, callbacks)
-
         def before_fit(self) -> None:
-            self.trainer.autotrain_run_config = self.config.get("fit").as_dict()
+            self.model.run_config = self.config.get("fit").as_dict()
 
     return AutotrainCLI
-
-
-def _load_extra_command(name: str) -> Callable[[list[str]], int]:
-    module_name, _, function_name = EXTRA_COMMANDS[name].partition(":")
-    return getattr(importlib.import_module(module_name), function_name)
 
 
 def _user_error_in(error: BaseException) -> AutotrainError | None:
@@ -115,8 +114,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        if argv and argv[0] in EXTRA_COMMANDS:
-            return int(_load_extra_command(argv[0])(argv[1:]) or 0)
+        if argv and argv[0] in SUBCOMMANDS:
+            return int(SUBCOMMANDS.get(argv[0])(argv[1:]) or 0)
         # LightningCLI reads sys.argv itself when args is None (and warns if given both).
         _build_cli_class()(args=None if from_command_line else argv)
         return 0

@@ -39,8 +39,8 @@ import torch.nn.functional as F  # noqa: E402
 from autotrain_pl.client import AdamParams, TrainingClient  # noqa: E402
 from autotrain_pl.data import SFTCollator, mixed_chat, resolve_pad_token_id  # noqa: E402
 from autotrain_pl.models import load_model, load_tokenizer  # noqa: E402
-from autotrain_pl.objectives.tokens import forward_trained_logits  # noqa: E402
 from autotrain_pl.rendering import Message, get_renderer  # noqa: E402
+from autotrain_pl.training.tokens import forward_trained_logits  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "client_overhead.json"
 ADAM = dict(lr=1e-5, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)

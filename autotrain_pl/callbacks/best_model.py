@@ -29,6 +29,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.training.policy import PolicyHolder
 
 log = logging.getLogger(__name__)
 
@@ -113,20 +114,11 @@ class BestModelCallback(Callback):
 
     def _export(self, trainer: Trainer, pl_module: LightningModule, value: float) -> None:
         self.best_value, self.best_step = value, trainer.global_step
-        tokenizer = getattr(pl_module, "tokenizer", None)
-        if tokenizer is None or getattr(pl_module, "model", None) is None:
-            raise AutotrainError("BestModelCallback needs an objective with a model and tokenizer "
-                                 "(an ObjectiveModule trained on a ChatDataModule)")
+        if not isinstance(pl_module, PolicyHolder) or pl_module.tokenizer is None:
+            raise AutotrainError("BestModelCallback needs an autotrain_pl objective with a "
+                                 "tokenizer (trained on a ChatDataModule)")
         if trainer.is_global_zero:
-            from autotrain_pl.models import export_model
-
-            hparams = getattr(pl_module, "hparams", {})
-            out = export_model(
-                pl_module.model, tokenizer, self.best_dir(trainer),
-                mode=hparams.get("export_mode", "merged"), renderer=pl_module.renderer,
-                base_model=hparams.get("model_name_or_path"),
-                run_config=getattr(trainer, "autotrain_run_config", None) or dict(hparams),
-            )
+            out = pl_module.export(self.best_dir(trainer))
             record = {"monitor": self.monitor, "mode": self.mode, "value": value,
                       "step": trainer.global_step, "epoch": trainer.current_epoch, "path": str(out)}
             (out / BEST_JSON).write_text(json.dumps(record, indent=2) + "\n")

@@ -129,6 +129,10 @@ class MetricsLoggerCallback(Callback):
         others = [lg for lg in trainer.loggers if not isinstance(lg, JsonlMetricsLogger)]
         version = others[0].version if others and others[0].version is not None else 0
         self.logger = JsonlMetricsLogger(path, trainer.default_root_dir, version, trainer)
+        # Lightning has no hook through which a callback contributes a logger, and only a logger
+        # sees every value at the step it is logged (including values other callbacks send to
+        # the loggers directly), so the public ``loggers`` setter adds it here; ``teardown``
+        # takes it out again, leaving the trainer as it was.
         trainer.loggers = [*others, self.logger]
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

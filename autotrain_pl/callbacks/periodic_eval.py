@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -43,6 +43,15 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.evaluation.generation import generate_and_score
+from autotrain_pl.training.policy import PolicyHolder
+
+
+@runtime_checkable
+class HeldOutConversations(Protocol):
+    """A data module that gives the held-out conversations (``ChatDataModule`` does)."""
+
+    def eval_conversations(self, stage: str = "validate") -> list: ...
+
 
 _NAME = "PeriodicEvalCallback"
 
@@ -231,8 +240,8 @@ class PeriodicEvalCallback(Callback):
     # -- evaluation -------------------------------------------------------------------------
     def _eval_conversations(self, trainer: Trainer, stage: str) -> list:
         if stage not in self._conversations:
-            datamodule = getattr(trainer, "datamodule", None)
-            if datamodule is None or not hasattr(datamodule, "eval_conversations"):
+            datamodule = trainer.datamodule
+            if not isinstance(datamodule, HeldOutConversations):
                 raise AutotrainError(
                     f"{_NAME} reads the held-out conversations from the data module; use a "
                     "ChatDataModule (trainer.fit(model, datamodule=...) or data: in the config)"
@@ -257,14 +266,12 @@ class PeriodicEvalCallback(Callback):
                   when: str) -> dict[str, float]:
         from autotrain_pl.generation import SamplingConfig
 
-        model = getattr(pl_module, "model", None)
-        tokenizer = getattr(pl_module, "tokenizer", None)
-        renderer = getattr(pl_module, "renderer", None)
-        if model is None or tokenizer is None or renderer is None:
+        if not isinstance(pl_module, PolicyHolder) or pl_module.renderer is None:
             raise AutotrainError(
-                f"{_NAME} needs an objective with model, tokenizer and renderer (an "
-                "ObjectiveModule trained on a ChatDataModule)"
+                f"{_NAME} needs an autotrain_pl objective with a tokenizer and renderer "
+                "(trained on a ChatDataModule)"
             )
+        model, tokenizer, renderer = pl_module.model, pl_module.tokenizer, pl_module.renderer
         conversations = self._eval_conversations(trainer, stage)
         chosen = conversations[: self._effective_limit(trainer, len(conversations), stage)]
         if len(chosen) < trainer.world_size:
@@ -304,8 +311,8 @@ class PeriodicEvalCallback(Callback):
 
     @staticmethod
     def _send_to_loggers(trainer: Trainer, metrics: dict[str, float]) -> None:
-        # The step Lightning's own logging (and LearningRateMonitor) use, so curves line up.
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        # Optimizer steps done: the public counter closest to the step Lightning logs at.
+        step = trainer.global_step
         for logger in trainer.loggers:
             logger.log_metrics({**metrics, "epoch": trainer.current_epoch}, step=step)
 

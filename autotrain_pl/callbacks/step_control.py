@@ -1,17 +1,20 @@
-"""``StepControlCallback``: optimizer-step policy for any objective, as a config-level callback.
+"""``StepControlCallback``: the optimizer-step policy of an objective, as a config-level callback.
 
-Add it in a config to run an objective in manual optimization with exact token normalization::
+Add it in a config to set how often the optimizer steps, how the gradients are clipped and
+whether non-finite steps are skipped, in one place::
 
     trainer:
       callbacks:
         - class_path: autotrain_pl.callbacks.StepControlCallback
           init_args: {optimizer_step_frequency: 4, gradient_clip_norm: 1.0}
 
-In ``setup`` it checks the trainer for what Lightning forbids with manual optimization
-(``accumulate_grad_batches > 1``, ``gradient_clip_val``) and for 16-mixed precision (its loss
-scaler unscales inside ``optimizer.step``, after the clipping and non-finite checks would have
-run), then attaches the policy through ``autotrain_pl.objectives.manual.enable_manual_stepping``.
-See that module for the mechanism.
+Every objective already normalizes each step exactly by its units (all micro-batches and ranks,
+see ``autotrain_pl.training.stepping``). This callback only chooses the policy, through the knobs
+that mean the same thing: Lightning's own ``trainer.accumulate_grad_batches`` and
+``trainer.gradient_clip_val`` for objectives on automatic optimization (as Lightning's
+``GradientAccumulationScheduler`` sets the former), and the objective's ``StepController`` for
+objectives on manual optimization, which step themselves. Whatever it set is restored after fit,
+so the trainer and the module are left as they were found.
 """
 
 from __future__ import annotations
@@ -21,26 +24,29 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.objectives.manual import (
-    ManualStepping,
-    check_frequency,
-    enable_manual_stepping,
-    manual_optimizer_step,
-)
-from autotrain_pl.objectives.stepping import check_clip_norm
+from autotrain_pl.training.stepping import SteppedModule, check_clip_norm
 
 _CALLBACK = "StepControlCallback"
 
 
+def check_frequency(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AutotrainError(
+            f"{_CALLBACK}.optimizer_step_frequency={value!r} must be a positive integer "
+            "(1 steps every batch)"
+        )
+    return value
+
+
 class StepControlCallback(Callback):
-    """Manual optimization with exact normalization, clipping and a non-finite guard.
+    """Optimizer-step frequency, gradient clipping and the non-finite guard of one fit.
 
     Args:
-        optimizer_step_frequency: forward-backward passes per optimizer step (gradient
-            accumulation; a partial window at the end of an epoch also steps). Replaces
+        optimizer_step_frequency: micro-batches per optimizer step (gradient accumulation; a
+            partial window at the end of an epoch also steps). Sets
             ``trainer.accumulate_grad_batches``.
-        gradient_clip_norm: max L2 norm of the normalized gradients; None: no clipping.
-            Replaces ``trainer.gradient_clip_val``.
+        gradient_clip_norm: max L2 norm of the normalized gradients; None: no clipping. Sets
+            ``trainer.gradient_clip_val``.
         skip_non_finite: skip a step (with a warning) when its gradients hold NaN or inf; the
             count is logged as ``train/skipped_steps``.
     """
@@ -51,71 +57,57 @@ class StepControlCallback(Callback):
         self.gradient_clip_norm = check_clip_norm(f"{_CALLBACK}.gradient_clip_norm",
                                                   gradient_clip_norm)
         self.skip_non_finite = bool(skip_non_finite)
-        self._skipped_steps = 0
-        self._stepping: ManualStepping | None = None
+        self._restore: dict[str, Any] | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        from autotrain_pl.objectives.base import ObjectiveModule
-
-        if not isinstance(pl_module, ObjectiveModule):
+        if not isinstance(pl_module, SteppedModule):
             raise AutotrainError(
-                f"{_CALLBACK} needs an autotrain_pl objective (ObjectiveModule subclass), got "
-                f"{type(pl_module).__name__}; remove the callback or use an objective"
+                f"{_CALLBACK} needs an autotrain_pl objective, got {type(pl_module).__name__}; "
+                "remove the callback or use an objective"
             )
         self.check_trainer(trainer)
-        stepping = enable_manual_stepping(pl_module, self.optimizer_step_frequency,
-                                          self.gradient_clip_norm, self.skip_non_finite)
-        stepping.controller.skipped_steps = self._skipped_steps
-        self._stepping = stepping
+        if not pl_module.automatic_optimization and self.optimizer_step_frequency != 1:
+            raise AutotrainError(
+                f"{type(pl_module).__name__} steps its optimizer itself (manual optimization); "
+                f"remove {_CALLBACK}.optimizer_step_frequency and set the objective's own option"
+            )
+        controller = pl_module.step_controller
+        self._restore = {
+            "accumulate_grad_batches": trainer.accumulate_grad_batches,
+            "gradient_clip_val": trainer.gradient_clip_val,
+            "gradient_clip_norm": controller.gradient_clip_norm,
+            "skip_non_finite": controller.skip_non_finite,
+        }
+        controller.skip_non_finite = self.skip_non_finite
+        if pl_module.automatic_optimization:
+            trainer.accumulate_grad_batches = self.optimizer_step_frequency
+            trainer.gradient_clip_val = self.gradient_clip_norm
+        else:
+            controller.gradient_clip_norm = self.gradient_clip_norm
 
     def check_trainer(self, trainer: Trainer) -> None:
-        """Raise for trainer settings that manual optimization cannot honour."""
+        """Raise for trainer settings that would contradict this callback's."""
         if trainer.accumulate_grad_batches != 1:
             raise AutotrainError(
-                f"trainer.accumulate_grad_batches={trainer.accumulate_grad_batches} cannot be "
-                f"combined with {_CALLBACK} (manual optimization); remove it and set "
-                f"{_CALLBACK}.optimizer_step_frequency: {trainer.accumulate_grad_batches} instead"
+                f"trainer.accumulate_grad_batches={trainer.accumulate_grad_batches} and "
+                f"{_CALLBACK} both set the optimizer-step frequency; remove one (for example set "
+                f"{_CALLBACK}.optimizer_step_frequency: {trainer.accumulate_grad_batches})"
             )
         if trainer.gradient_clip_val:
             raise AutotrainError(
-                f"trainer.gradient_clip_val={trainer.gradient_clip_val} cannot be combined with "
-                f"{_CALLBACK} (manual optimization); remove it and set "
-                f"{_CALLBACK}.gradient_clip_norm: {trainer.gradient_clip_val} instead"
+                f"trainer.gradient_clip_val={trainer.gradient_clip_val} and {_CALLBACK} both set "
+                f"gradient clipping; remove one (for example set {_CALLBACK}.gradient_clip_norm: "
+                f"{trainer.gradient_clip_val})"
             )
-        if getattr(trainer.precision_plugin, "scaler", None) is not None:
-            raise AutotrainError(
-                f"trainer.precision={trainer.precision!r} uses a loss scaler, which {_CALLBACK} "
-                "does not support; use precision bf16-mixed or 32-true, or remove the callback"
-            )
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        stepping = getattr(pl_module, "manual_stepping", None)
-        # Loaders of unknown length: the last batch was not recognisable, so the partial window
-        # steps here (Lightning counts steps in training_step only: global_step stays).
-        if stepping is not None and stepping.controller.pending:
-            manual_optimizer_step(pl_module, log_on_step=False)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        # The module stays in manual mode after fit: ``trainer.global_step`` reads the manual
-        # step counter only while ``automatic_optimization`` is False. A later fit with this
-        # callback re-attaches; ``disable_manual_stepping(module)`` reverts for other uses.
-        if stage == "fit" and self._stepping is not None:
-            self._skipped_steps = self._stepping.controller.skipped_steps
-            self._stepping = None
-
-    @property
-    def skipped_steps(self) -> int:
-        """Optimizer steps skipped for non-finite gradients (so far, or in the last fit)."""
-        if self._stepping is not None:
-            return self._stepping.controller.skipped_steps
-        return self._skipped_steps
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"skipped_steps": self.skipped_steps}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._skipped_steps = int(state_dict.get("skipped_steps", 0))
-        if self._stepping is not None:
-            self._stepping.controller.skipped_steps = self._skipped_steps
+        if stage != "fit" or self._restore is None:
+            return
+        restore, self._restore = self._restore, None
+        trainer.accumulate_grad_batches = restore["accumulate_grad_batches"]
+        trainer.gradient_clip_val = restore["gradient_clip_val"]
+        controller = pl_module.step_controller
+        controller.gradient_clip_norm = restore["gradient_clip_norm"]
+        controller.skip_non_finite = restore["skip_non_finite"]

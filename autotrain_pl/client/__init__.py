@@ -2,7 +2,7 @@
 
 from autotrain_pl.client.training_client import TrainingClient
 from autotrain_pl.client.types import AdamParams, ForwardBackwardResult, OptimStepResult
-from autotrain_pl.objectives.stepping import NonFiniteGradientWarning
+from autotrain_pl.training.stepping import NonFiniteGradientWarning
 
 __all__ = [
     "AdamParams", "ForwardBackwardResult", "NonFiniteGradientWarning", "OptimStepResult",

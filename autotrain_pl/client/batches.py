@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.objectives.tokens import TokenSelection
+from autotrain_pl.training.tokens import TokenSelection
 
 REQUIRED_KEYS = ("input_ids", "loss_weights")
 #: Optional per-token batch keys handed to losses as ``LossInputs`` fields.

@@ -12,7 +12,7 @@ units (weighted target tokens) and ``optim_step`` divides the accumulated gradie
 of all ``forward_backward`` calls since the last step, so three uneven micro-batches give the
 update of one batch holding all of them. ``forward_backward_custom`` gradients are taken as-is
 (the function owns its normalization) and added after that division, so both kinds can share a
-step. Clipping and the non-finite guard are ``objectives.stepping.StepController``, the code the
+step. Clipping and the non-finite guard are ``training.StepController``, the code the
 Lightning manual-optimization path runs too.
 
 Ordering. The ``*_async`` methods return ``concurrent.futures.Future`` objects executed one at a
@@ -27,7 +27,6 @@ CPU; precision per ``autotrain_pl.models.default_precision``).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -46,10 +45,17 @@ from autotrain_pl.client.ordering import OrderedWorker
 from autotrain_pl.client.state import load_client_state, save_client_state
 from autotrain_pl.client.types import AdamParams, ForwardBackwardResult, OptimStepResult
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.importing import import_object
 from autotrain_pl.losses import CompositeLoss, LossInputs, get_loss, selective_log_softmax
-from autotrain_pl.objectives.optim import parameter_groups
-from autotrain_pl.objectives.stepping import StepController
-from autotrain_pl.objectives.tokens import TokenSelection, forward_logprobs, forward_trained_logits
+from autotrain_pl.training import (
+    LossOutput,
+    StepController,
+    TokenSelection,
+    count_real_tokens,
+    forward_logprobs,
+    forward_trained_logits,
+    parameter_groups,
+)
 
 CustomLossFn = Callable[[Tensor, TokenSelection], tuple[Tensor, Mapping[str, Any]] | Tensor]
 _DECAY_KEY = "autotrain_decay"  # marks the param group that AdamParams.weight_decay applies to
@@ -137,12 +143,11 @@ class TrainingClient:
             return renderer
         if self.tokenizer is None:
             raise AutotrainError(f"renderer={renderer!r} needs a tokenizer; pass tokenizer=...")
-        from autotrain_pl.models import resize_embeddings
-        from autotrain_pl.rendering import add_missing_special_tokens, get_renderer
+        from autotrain_pl.models import chat_tokenizer, fit_embeddings
 
-        add_missing_special_tokens(self.tokenizer, renderer)
-        resize_embeddings(model, len(self.tokenizer))
-        return get_renderer(renderer, self.tokenizer)
+        self.tokenizer, built = chat_tokenizer(self.tokenizer, renderer)
+        fit_embeddings(model, self.tokenizer)
+        return built
 
     @property
     def device(self) -> torch.device:
@@ -190,10 +195,12 @@ class TrainingClient:
                           loss_params: dict[str, Any]) -> ForwardBackwardResult:
         self._train_mode(True)
         batch = prepare_batch(batch, self.device)
+        self.controller.start_window()
         loss_sum, metrics, logits, selection = self._loss(batch, loss_fn, loss_params)
         self.fabric.backward(loss_sum)
         units = selection.weights.sum()
-        self.controller.accumulate(loss_sum, units)
+        self.controller.accumulate(LossOutput.from_sum(loss_sum, units,
+                                                       tokens=count_real_tokens(batch)))
         return self._result(loss_sum, units, metrics, logits, selection, batch)
 
     def _forward(self, batch: Mapping[str, Tensor], loss_fn: Any,
@@ -305,7 +312,8 @@ class TrainingClient:
         optimizer.zero_grad(set_to_none=True)
         return OptimStepResult(step=self.step_count, lr=float(adam.lr),
                                grad_norm=outcome.grad_norm, skipped=outcome.skipped,
-                               loss=outcome.loss, units=outcome.units)
+                               loss=outcome.loss, units=outcome.units,
+                               tokens_per_s=outcome.tokens_per_s)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer | None:
@@ -428,11 +436,7 @@ def _resolve_callable(fn: Any) -> Callable:
     if callable(fn):
         return fn
     if isinstance(fn, str) and "." in fn:
-        module_name, _, attr = fn.rpartition(".")
-        try:
-            target = getattr(importlib.import_module(module_name), attr, None)
-        except ImportError as error:
-            raise AutotrainError(f"fn={fn!r}: cannot import {module_name!r} ({error})") from None
+        target = import_object(fn, "fn")
         if callable(target):
             return target
     raise AutotrainError(f"fn={fn!r} must be a callable or an import path like 'pkg.mod.my_loss'")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.objectives.stepping import check_clip_norm
+from autotrain_pl.training.stepping import check_clip_norm
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,24 @@ class AdamParams:
     grad_clip_norm: float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not (
-                0 <= self.lr < math.inf):
+        if not _is_number(self.lr) or not 0 <= self.lr < math.inf:
             raise AutotrainError(
                 f"AdamParams.lr={self.lr!r} must be a finite number >= 0, e.g. 1e-4")
-        betas = tuple(float(b) for b in self.betas)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        betas = tuple(self.betas) if isinstance(self.betas, list | tuple) else ()
+        if len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
             raise AutotrainError(f"AdamParams.betas={self.betas!r} must be two numbers in [0, 1)")
-        object.__setattr__(self, "betas", betas)
-        if not self.eps > 0:
-            raise AutotrainError(f"AdamParams.eps={self.eps!r} must be > 0, e.g. 1e-8")
-        if not self.weight_decay >= 0:
-            raise AutotrainError(f"AdamParams.weight_decay={self.weight_decay!r} must be >= 0")
-        check_clip_norm("AdamParams.grad_clip_norm", self.grad_clip_norm)
+        object.__setattr__(self, "betas", tuple(float(b) for b in betas))
+        if not _is_number(self.eps) or not self.eps > 0:
+            raise AutotrainError(f"AdamParams.eps={self.eps!r} must be a number > 0, e.g. 1e-8")
+        if not _is_number(self.weight_decay) or not self.weight_decay >= 0:
+            raise AutotrainError(
+                f"AdamParams.weight_decay={self.weight_decay!r} must be a number >= 0")
+        object.__setattr__(self, "grad_clip_norm",
+                           check_clip_norm("AdamParams.grad_clip_norm", self.grad_clip_norm))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass
@@ -79,6 +84,8 @@ class OptimStepResult:
         skipped: True when the gradients were not finite and no update happened.
         loss: mean loss per unit over the forward_backward calls of this step (NaN if none).
         units: total normalization units of this step.
+        tokens_per_s: real tokens of this step's ``forward_backward`` calls per second, from
+            the first of them to the end of the step.
     """
 
     step: int
@@ -87,9 +94,11 @@ class OptimStepResult:
     skipped: bool
     loss: float
     units: float
+    tokens_per_s: float = field(default=0.0, compare=False)
 
     @property
     def metrics(self) -> dict[str, float]:
         """The result as a flat dict of floats, for loggers."""
         return {"step": float(self.step), "lr": self.lr, "grad_norm": self.grad_norm,
-                "skipped": float(self.skipped), "loss": self.loss, "units": self.units}
+                "skipped": float(self.skipped), "loss": self.loss, "units": self.units,
+                "tokens_per_s": self.tokens_per_s}

@@ -33,6 +33,7 @@ from autotrain_pl.data.encoding import (
     encode_preference,
     encode_sft,
 )
+from autotrain_pl.data.example_encoding import EncodingProvider, ExampleEncoding
 from autotrain_pl.data.formats import ROW_FORMATS, to_record
 from autotrain_pl.data.packing import PackedCollator, pack_dataset
 from autotrain_pl.data.reading import read_source, source_format
@@ -88,6 +89,8 @@ class ChatDataModule(LightningDataModule):
             ``attention_mask`` (FlashAttention-2 models; see ``data.packing``).
 
     Attributes:
+        example_encoding: how an objective asked for its examples (``data.example_encoding``);
+            None: the data module's own SFT, preference or generation encoding.
         train_dataset, val_dataset, test_dataset, predict_dataset: tokenized ``datasets.Dataset``
             objects, filled by ``setup`` (``train_dataset`` holds packed rows when packing).
         stats: split name -> :class:`DataStats` (rows read, truncated/dropped over-long, dropped
@@ -162,6 +165,8 @@ class ChatDataModule(LightningDataModule):
         self.test_dataset = None
         self.predict_dataset = None
         self.stats: dict[str, DataStats] = {}
+        self.example_encoding: ExampleEncoding | None = None
+        self._train_loader: BatchSamplerLoader | None = None
 
     # -- configuration --------------------------------------------------------------------
     def _validate_config(self) -> None:
@@ -224,22 +229,15 @@ class ChatDataModule(LightningDataModule):
     def tokenizer(self):
         """The tokenizer, with the chat format's special tokens added (loaded on first use)."""
         if self._tokenizer is None:
-            ref = self._tokenizer_ref
-            if ref is None:
+            if self._tokenizer_ref is None:
                 raise AutotrainError(
                     "ChatDataModule has no tokenizer: set data.init_args.tokenizer to the model "
                     "reference (e.g. builtin:tiny) or link it from the model"
                 )
-            if isinstance(ref, str):
-                from autotrain_pl.models import load_tokenizer
+            from autotrain_pl.models import chat_tokenizer
 
-                ref = load_tokenizer(ref)
-            from autotrain_pl.rendering.registry import add_missing_special_tokens, renderer_class
-
-            added = add_missing_special_tokens(ref, renderer_class(self.chat_format))
-            if added:
-                log.info("added special tokens %s for chat_format=%s", added, self.chat_format)
-            self._tokenizer = ref
+            self._tokenizer, self._renderer = chat_tokenizer(
+                self._tokenizer_ref, self.chat_format, token_weights=self.token_weights or None)
         return self._tokenizer
 
     @tokenizer.setter
@@ -251,11 +249,7 @@ class ChatDataModule(LightningDataModule):
     def renderer(self):
         """The chat-format renderer built on :attr:`tokenizer`."""
         if self._renderer is None:
-            from autotrain_pl.rendering.registry import get_renderer
-
-            self._renderer = get_renderer(
-                self.chat_format, self.tokenizer, token_weights=self.token_weights or None
-            )
+            _ = self.tokenizer
         return self._renderer
 
     @property
@@ -289,6 +283,8 @@ class ChatDataModule(LightningDataModule):
         return "preference" if spec.kind == "preference" else "sft"
 
     def _encode(self, source: LoadedSource, mode: str, split_name: str):
+        if self.example_encoding is not None and mode != "generate":
+            return self.example_encoding.encode(self, source, split_name)
         spec = source_format(source, self.row_format)
         dataset, stats = encode_dataset(
             source,
@@ -305,7 +301,15 @@ class ChatDataModule(LightningDataModule):
 
     # -- Lightning hooks ------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
-        """Read, validate and tokenize the splits the stage needs (idempotent)."""
+        """Read, validate and tokenize the splits the stage needs (idempotent).
+
+        An objective that encodes its own way (``data.example_encoding.EncodingProvider``) is
+        asked here, before anything is encoded; Lightning runs this before the objective's own
+        ``setup``.
+        """
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if isinstance(module, EncodingProvider):
+            self.use_encoding(module.example_encoding())
         mode = self.kind
         if stage in (None, "fit", "validate"):
             self._setup_train_and_val(mode, need_train=stage in (None, "fit"))
@@ -313,6 +317,17 @@ class ChatDataModule(LightningDataModule):
             self.test_dataset = self._encode(self._source(self.test_path), mode, "test")
         if stage == "predict" and self.predict_dataset is None:
             self.predict_dataset = self._encode(self._predict_source(), "generate", "predict")
+
+    def use_encoding(self, encoding: ExampleEncoding | None) -> None:
+        """Encode every split but ``predict`` with ``encoding`` (None: the data module's own);
+        a different encoding than before drops what was encoded."""
+        if encoding == self.example_encoding:
+            return
+        if encoding is not None and self.packing and not encoding.supports_packing:
+            raise AutotrainError(f"data.packing=true does not work with "
+                                 f"{type(encoding).__name__}; set packing: false")
+        self.example_encoding = encoding
+        self.train_dataset = self.val_dataset = self.test_dataset = None
 
     def _setup_train_and_val(self, mode: str, need_train: bool) -> None:
         if self.packing and mode == "preference":
@@ -386,12 +401,14 @@ class ChatDataModule(LightningDataModule):
 
     # -- dataloaders ----------------------------------------------------------------------
     def _collator(self, mode: str):
+        if self.example_encoding is not None:
+            return self.example_encoding.collator(self)
         if mode == "preference":
             return PreferenceCollator(self.pad_token_id, self.pad_to_multiple_of)
         return SFTCollator(self.pad_token_id, self.pad_to_multiple_of)
 
     def _ranks(self) -> tuple[int, int]:
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer
         if trainer is None:
             return 1, 0
         return int(trainer.world_size), int(trainer.global_rank)
@@ -428,13 +445,15 @@ class ChatDataModule(LightningDataModule):
         loader = DataLoader(
             dataset, batch_sampler=batch_sampler, collate_fn=collate, **self._worker_args()
         )
-        return BatchSamplerLoader(loader, batches_done=self._batches_done_in_epoch)
+        self._train_loader = BatchSamplerLoader(loader)
+        return self._train_loader
 
-    def _batches_done_in_epoch(self) -> int | None:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return None
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count the training batches the trainer has taken (it fetches one ahead), so a
+        checkpoint resumes with the next unseen batch."""
+        if self._train_loader is not None and self.trainer is not None and self.trainer.training:
+            self._train_loader.mark_consumed()
+        return batch
 
     def _eval_loader(self, dataset, collate) -> DataLoader:
         return DataLoader(

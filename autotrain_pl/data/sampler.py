@@ -17,7 +17,7 @@ Both shuffle from ``seed + epoch``; call :meth:`set_epoch` (Lightning does, thro
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from torch.utils.data import DataLoader
 
@@ -221,13 +221,10 @@ class BatchSamplerLoader:
     iterable, which Lightning leaves alone. ``.sampler`` lets Lightning call ``set_epoch``.
     """
 
-    def __init__(
-        self, loader: DataLoader, batches_done: Callable[[], int | None] | None = None
-    ) -> None:
+    def __init__(self, loader: DataLoader) -> None:
         self.loader = loader
         self.sampler = loader.batch_sampler
-        self._batches_done = batches_done
-        self._yielded = 0
+        self._consumed = 0
         self._resume: dict[str, int] | None = None
 
     def __iter__(self):
@@ -237,20 +234,20 @@ class BatchSamplerLoader:
             self.sampler.set_epoch(self._resume["epoch"])
             self.sampler.start_batch = self._resume["batches_done"]
             self._resume = None
-        self._yielded = self.sampler.start_batch
-        for batch in self.loader:
-            self._yielded += 1
-            yield batch
+        self._consumed = self.sampler.start_batch
+        yield from self.loader
+
+    def mark_consumed(self) -> None:
+        """The trainer took one more batch (``ChatDataModule.on_before_batch_transfer``)."""
+        self._consumed += 1
 
     def state_dict(self) -> dict[str, int]:
         """Where the epoch stands, so a mid-epoch resume continues with the next unseen batch.
 
-        Lightning fetches one batch ahead, so the count of batches the trainer has processed
-        (``batches_done``) is saved rather than the count this loader has yielded.
+        Lightning fetches one batch ahead, so the batches the trainer has taken are saved, not
+        the batches this loader has yielded.
         """
-        done = self._batches_done() if self._batches_done is not None else None
-        done = self._yielded if done is None else done
-        return {"epoch": self.sampler.epoch, "batches_done": int(done)}
+        return {"epoch": self.sampler.epoch, "batches_done": int(self._consumed)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = dict(state)

@@ -6,8 +6,7 @@ no transformers) for code that only needs one part.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autotrain_pl.importing import lazy_exports
 
 _EXPORTS = {
     "EvaluationConfig": "autotrain_pl.evaluation.evaluator",
@@ -25,11 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

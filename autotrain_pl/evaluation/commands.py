@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from autotrain_pl.commands import SUBCOMMANDS
 from autotrain_pl.errors import AutotrainError
 
 #: SamplingConfig fields settable from the command line (generation task).
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@SUBCOMMANDS.register("eval")
 def eval_command(argv: Sequence[str], stdout: IO[str] | None = None,
                  stderr: IO[str] | None = None) -> int:
     """Run ``aitrain eval``; returns the exit code (2 for a user error)."""

@@ -2,7 +2,7 @@
 
 - ``language_modeling``: token-weighted perplexity over a chat dataset. Rows go through the same
   encoding and collation as training (``data.encode_dataset``, ``SFTCollator``), so loss weights
-  come from the renderer and ``train_on``; ``objectives.tokens.forward_logprobs`` derives the
+  come from the renderer and ``train_on``; ``training.forward_logprobs`` derives the
   targets and skips padding and untrained tokens. The number therefore matches ``exp`` of the
   validation loss a fit logs on the same data.
 - ``generation``: replies through ``evaluation.generation.generate_and_score`` (greedy unless
@@ -159,7 +159,7 @@ class Evaluator:
 
     Args:
         model: a model reference (``builtin:tiny``, a directory, an exported run, a hub id), an
-            ``ObjectiveModule``, or a ``(model, tokenizer)`` / ``(model, tokenizer, renderer)``
+            objective (``training.PolicyHolder``), or a ``(model, tokenizer)`` / ``(model, tokenizer, renderer)``
             tuple. Given objects are used where they are (device, dtype); a reference is loaded.
         config: the evaluation config; keyword overrides are applied on top.
     """
@@ -211,17 +211,20 @@ class Evaluator:
         return self._loaded
 
     def _load_reference(self, ref: str):
-        from autotrain_pl.generation.factory import resolve_device, resolve_renderer_name
-        from autotrain_pl.models import load_model, load_tokenizer, resolve_model_ref
-        from autotrain_pl.rendering import add_missing_special_tokens, get_renderer
+        from autotrain_pl.generation.factory import resolve_device
+        from autotrain_pl.models import (
+            chat_tokenizer,
+            load_model,
+            load_tokenizer,
+            resolve_chat_format,
+        )
 
-        tokenizer = load_tokenizer(ref)
         renderer = None
-        if self.config.task != "benchmark":  # benchmarks score plain text: no chat tokens added
-            exported = resolve_model_ref(ref).renderer_name
-            name = resolve_renderer_name(exported, self.config.chat_format)
-            add_missing_special_tokens(tokenizer, name)
-            renderer = get_renderer(name, tokenizer)
+        if self.config.task == "benchmark":  # benchmarks score plain text: no chat tokens added
+            tokenizer = load_tokenizer(ref)
+        else:
+            chat_format = resolve_chat_format(ref, self.config.chat_format)
+            tokenizer, renderer = chat_tokenizer(ref, chat_format)
         model = load_model(ref, dtype=self.config.dtype, vocab_size=len(tokenizer))
         if not getattr(model, "hf_device_map", None):
             model.to(resolve_device(self.config.device))
@@ -229,14 +232,14 @@ class Evaluator:
         return model, tokenizer, renderer, ref
 
     def _load_module(self, module):
-        from autotrain_pl.objectives import ObjectiveModule
+        from autotrain_pl.training.policy import PolicyHolder
 
-        if not isinstance(module, ObjectiveModule):
+        if not isinstance(module, PolicyHolder):
             raise AutotrainError(
                 f"Evaluator got a {type(module).__name__}; pass a model reference string, an "
-                "ObjectiveModule, or a (model, tokenizer[, renderer]) tuple"
+                "autotrain_pl objective, or a (model, tokenizer[, renderer]) tuple"
             )
-        ref = module.hparams.get("model_name_or_path")
+        ref = module.model_name_or_path
         tokenizer = module.tokenizer
         if tokenizer is None:
             from autotrain_pl.models import load_tokenizer
@@ -247,13 +250,10 @@ class Evaluator:
     def _attach(self, model, tokenizer, renderer, ref: str | None):
         """Build a renderer when one is needed and missing; grow embeddings for its tokens."""
         if renderer is None and self.config.task != "benchmark":
-            from autotrain_pl.models.loading import resize_embeddings
-            from autotrain_pl.rendering import add_missing_special_tokens, get_renderer
+            from autotrain_pl.models import chat_tokenizer, fit_embeddings
 
-            name = self.config.chat_format or "auto"
-            add_missing_special_tokens(tokenizer, name)
-            resize_embeddings(model, len(tokenizer))
-            renderer = get_renderer(name, tokenizer)
+            tokenizer, renderer = chat_tokenizer(tokenizer, self.config.chat_format or "auto")
+            fit_embeddings(model, tokenizer)
         return model, tokenizer, renderer, ref
 
     # -- tasks --------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def evaluate_language_modeling(model, tokenizer, renderer, config: EvaluationCon
     from autotrain_pl.data.encoding import encode_dataset
     from autotrain_pl.data.reading import read_source, source_format
     from autotrain_pl.evaluation.metrics import build_metric_collection
-    from autotrain_pl.objectives.tokens import forward_logprobs
+    from autotrain_pl.training import forward_logprobs
 
     metrics = build_metric_collection(config.metrics, config.metric_kwargs)
     for name, metric in metrics.items():

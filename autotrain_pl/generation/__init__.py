@@ -4,11 +4,14 @@ from autotrain_pl.generation.async_completers import AsyncMessageCompleter, Asyn
 from autotrain_pl.generation.batcher import RequestBatcher
 from autotrain_pl.generation.chat_session import ChatSession
 from autotrain_pl.generation.factory import create_completer
-from autotrain_pl.generation.message_completer import MessageCompleter
+from autotrain_pl.generation.message_completer import MessageCompleter, stream_messages
 from autotrain_pl.generation.sampling import SamplingConfig
 from autotrain_pl.generation.stopping import StopReason
-from autotrain_pl.generation.streaming import stream_messages, stream_tokens
-from autotrain_pl.generation.token_completer import TokenCompleter, TokenCompletion
+from autotrain_pl.generation.token_completer import (
+    TokenCompleter,
+    TokenCompletion,
+    stream_tokens,
+)
 
 __all__ = [
     "AsyncMessageCompleter", "AsyncTokenCompleter", "ChatSession", "MessageCompleter",

@@ -15,7 +15,6 @@ from pathlib import Path
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.generation.message_completer import MessageCompleter
 from autotrain_pl.generation.sampling import SamplingConfig
-from autotrain_pl.generation.streaming import stream_messages
 from autotrain_pl.rendering.messages import Message, MessageLike, as_messages
 
 SESSION_FORMAT_VERSION = 1
@@ -67,7 +66,7 @@ class ChatSession:
         """Like ``send`` but yields the reply as text chunks; records it when done."""
         sampling = sampling or self.sampling
         context = self._context_with(Message("user", text), sampling)
-        reply = yield from stream_messages(self.completer, context, sampling)
+        reply = yield from self.completer.stream_messages(context, sampling)
         self.history += [Message("user", text), reply]
         return reply
 

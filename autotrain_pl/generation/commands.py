@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from autotrain_pl.commands import SUBCOMMANDS
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.generation.message_completer import MessageCompleter
 from autotrain_pl.generation.sampling import SamplingConfig
@@ -28,6 +29,7 @@ CHAT_HELP = "commands: /reset  /save PATH  /load PATH  /exit  (Ctrl-D also exits
 
 
 # -- aitrain generate ------------------------------------------------------------------------------
+@SUBCOMMANDS.register("generate")
 def generate_command(argv: Sequence[str], stdin: IO[str] | None = None) -> int:
     """Complete prompts from arguments, a file or stdin; write one JSONL record per completion."""
     parser = argparse.ArgumentParser(
@@ -165,6 +167,7 @@ def _prompt_from_record(record: Any, where: str) -> Any:
 
 
 # -- aitrain chat ----------------------------------------------------------------------------------
+@SUBCOMMANDS.register("chat")
 def chat_command(argv: Sequence[str], stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout,
                  stderr: IO[str] | None = None) -> int:
     """Interactive streaming chat; reads user lines from ``stdin`` until ``/exit`` or EOF."""

@@ -6,7 +6,7 @@ sampled tokens back, so the same format is used for training, sampling and evalu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.generation.sampling import SamplingConfig
@@ -87,11 +87,11 @@ class MessageCompleter:
 
     def stream_messages(
         self, messages: MessagesLike, sampling: SamplingConfig | None = None, strict: bool = False
-    ):
-        """Yield the reply as text chunks as they are generated; returns the ``Message``."""
-        from autotrain_pl.generation.streaming import stream_messages
-
-        return stream_messages(self, messages, sampling, strict=strict)
+    ) -> Generator[str, None, Message]:
+        """Yield the reply as text chunks while it is generated; the generator returns the
+        parsed ``Message`` (see ``TokenCompleter.stream_tokens``)."""
+        chunks = self.token_completer.stream_tokens(self.build_prompt(messages), sampling)
+        return self._stream_then_parse(chunks, strict)
 
     def to_message(self, completion: TokenCompletion, strict: bool = False) -> Message:
         """Parse a completion into an assistant message.
@@ -114,5 +114,22 @@ class MessageCompleter:
             tokens = tokens[:-1] + end_of_turn
         return self.renderer.parse_response(tokens, strict=strict)
 
+    def _stream_then_parse(
+        self, chunks: Generator[str, None, TokenCompletion], strict: bool
+    ) -> Generator[str, None, Message]:
+        completion = yield from chunks
+        return self.to_message(completion, strict=strict)
+
     def _ends_with_turn_end(self, tokens: list[int]) -> bool:
         return any(s and tokens[-len(s):] == list(s) for s in self.renderer.stop_sequences())
+
+
+def stream_messages(
+    completer: MessageCompleter,
+    messages: MessagesLike,
+    sampling: SamplingConfig | None = None,
+    strict: bool = False,
+) -> Generator[str, None, Message]:
+    """``completer.stream_messages(messages, sampling)``: yield text chunks, return the
+    ``Message``."""
+    return completer.stream_messages(messages, sampling, strict=strict)

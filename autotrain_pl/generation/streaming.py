@@ -1,56 +1,55 @@
-"""Streaming: yield text chunks while ``generate`` is still running.
+"""Streaming machinery: yield text chunks while one ``generate`` call is still running.
 
-``generate`` runs in a worker thread and pushes tokens into a ``TextIteratorStreamer``; the
-caller's generator pulls decoded chunks from its queue. Two details keep the streamed text equal
-to the final ``TokenCompletion.text``:
+This module knows nothing about completers. ``TokenCompleter.stream_tokens`` hands
+``stream_generation`` a function that runs one ``generate`` call with a given streamer and
+stopping criterion; that function runs in a worker thread and pushes tokens into a
+``TextIteratorStreamer``, and the caller's generator pulls decoded chunks from its queue. Two
+details keep the streamed text equal to the final ``TokenCompletion.text``:
 
 - the token that ends the reply (EOS, end of turn, a stop id) is dropped before decoding;
 - text that could be the start of a stop string is held back until it is known not to be one, so
   a stop string is never shown, not even in part.
 
-The generator's return value (``StopIteration.value``, or ``x = yield from ...``) is the finished
-completion, which ``ChatSession.stream`` records. Closing the generator early stops generation.
+The generator's return value (``StopIteration.value``, or ``x = yield from ...``) is what the
+function returned (the finished completion). Closing the generator early stops generation.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import TypeVar
 
 import torch
 from transformers import StoppingCriteria, TextIteratorStreamer
 
-from autotrain_pl.errors import AutotrainError
-from autotrain_pl.generation.message_completer import MessageCompleter
-from autotrain_pl.generation.sampling import SamplingConfig
-from autotrain_pl.generation.token_completer import TokenCompleter, TokenCompletion, _seeded
-from autotrain_pl.rendering.messages import Message
+Result = TypeVar("Result")
 
 
-def stream_tokens(
-    completer: TokenCompleter, prompt_ids: Sequence[int], sampling: SamplingConfig | None = None
-) -> Generator[str, None, TokenCompletion]:
-    """Yield the completion of one token prompt as text chunks; return the ``TokenCompletion``."""
-    sampling = sampling or SamplingConfig()
-    if sampling.num_return_sequences != 1 or sampling.is_beam_search:
-        raise AutotrainError(
-            "streaming produces one sequence; set sampling.num_return_sequences=1 and num_beams=1"
-        )
-    conditions = completer.stop_conditions(sampling)
-    streamer = _EndDroppingStreamer(completer.tokenizer, conditions.single_token_ids())
+def stream_generation(
+    generate: Callable[[TextIteratorStreamer, StoppingCriteria], Result],
+    tokenizer,
+    *,
+    end_token_ids: Sequence[int] = (),
+    stop_strings: Sequence[str] = (),
+) -> Generator[str, None, Result]:
+    """Run ``generate(streamer, cancel_criteria)`` in a worker thread and yield its text.
+
+    Args:
+        generate: runs one single-sequence ``generate`` call that feeds ``streamer`` and checks
+            ``cancel_criteria``; its return value becomes the generator's return value.
+        tokenizer: decodes the streamed tokens.
+        end_token_ids: tokens that end the reply; never decoded.
+        stop_strings: text that ends the reply; never shown, not even in part.
+    """
+    streamer = _EndDroppingStreamer(tokenizer, end_token_ids)
     cancel = _CancelCriteria()
-    holdback = StopStringHoldback(
-        list(conditions.stop_strings)
-        + [completer.tokenizer.decode(list(s)) for s in conditions.multi_token_sequences()]
-    )
+    holdback = StopStringHoldback(stop_strings)
     outcome: dict = {}
 
     def work() -> None:
         try:
-            with _seeded(sampling.seed, completer.device):
-                outcome["completion"] = completer.generate_batch(
-                    [list(prompt_ids)], sampling, streamer=streamer, stopping_criteria=[cancel]
-                )[0]
+            outcome["result"] = generate(streamer, cancel)
         except BaseException as error:  # re-raised in the caller's thread below
             outcome["error"] = error
             streamer.end()
@@ -68,19 +67,7 @@ def stream_tokens(
         thread.join()  # the streamer's queue is unbounded, so the worker never blocks on us
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["completion"]
-
-
-def stream_messages(
-    completer: MessageCompleter,
-    messages: Sequence[Message | dict],
-    sampling: SamplingConfig | None = None,
-    strict: bool = False,
-) -> Generator[str, None, Message]:
-    """Yield an assistant reply as text chunks; return the parsed ``Message``."""
-    prompt = completer.build_prompt(messages)
-    completion = yield from stream_tokens(completer.token_completer, prompt, sampling)
-    return completer.to_message(completion, strict=strict)
+    return outcome["result"]
 
 
 class StopStringHoldback:

@@ -15,7 +15,7 @@ step, so for beams the raw logprobs come from one teacher-forced forward pass in
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -29,6 +29,7 @@ from autotrain_pl.generation.stopping import (
     StopReason,
     finish_row,
 )
+from autotrain_pl.generation.streaming import stream_generation
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -132,11 +133,35 @@ class TokenCompleter:
                     results[index] = completions[offset * per_prompt : (offset + 1) * per_prompt]
         return [completion for group in results for completion in group]
 
-    def stream_tokens(self, prompt_ids: Sequence[int], sampling: SamplingConfig | None = None):
-        """Yield text chunks as they are generated; returns the ``TokenCompletion``."""
-        from autotrain_pl.generation.streaming import stream_tokens
+    def stream_tokens(
+        self, prompt_ids: Sequence[int], sampling: SamplingConfig | None = None
+    ) -> Generator[str, None, TokenCompletion]:
+        """Yield one prompt's completion as text chunks while it is generated.
 
-        return stream_tokens(self, prompt_ids, sampling)
+        The generator returns the ``TokenCompletion`` (``StopIteration.value``, or
+        ``x = yield from ...``); its text equals the chunks joined. Closing it early stops
+        generation. See ``streaming.py``.
+        """
+        sampling = sampling or SamplingConfig()
+        if sampling.num_return_sequences != 1 or sampling.is_beam_search:
+            raise AutotrainError(
+                "streaming produces one sequence; set sampling.num_return_sequences=1 and num_beams=1"
+            )
+        prompt = _check_prompt(0, prompt_ids)
+        conditions = self.stop_conditions(sampling)
+
+        def generate(streamer, cancel) -> TokenCompletion:
+            with _seeded(sampling.seed, self.device):
+                return self.generate_batch(
+                    [prompt], sampling, streamer=streamer, stopping_criteria=[cancel]
+                )[0]
+
+        stop_strings = list(conditions.stop_strings) + [
+            self.tokenizer.decode(list(s)) for s in conditions.multi_token_sequences()
+        ]
+        return stream_generation(generate, self.tokenizer,
+                                 end_token_ids=conditions.single_token_ids(),
+                                 stop_strings=stop_strings)
 
     @property
     def device(self) -> torch.device:
@@ -239,6 +264,14 @@ class TokenCompleter:
             logits_to_keep=generated.shape[1] + 1,
         ).logits[:, :-1].float()
         return logits.gather(-1, generated[..., None]).squeeze(-1) - logits.logsumexp(-1)
+
+
+def stream_tokens(
+    completer: TokenCompleter, prompt_ids: Sequence[int], sampling: SamplingConfig | None = None
+) -> Generator[str, None, TokenCompletion]:
+    """``completer.stream_tokens(prompt_ids, sampling)``: yield text chunks, return the
+    ``TokenCompletion``."""
+    return completer.stream_tokens(prompt_ids, sampling)
 
 
 def _gather_logprobs(step_logits: Sequence[torch.Tensor] | None, generated: torch.Tensor):

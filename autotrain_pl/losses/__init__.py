@@ -28,9 +28,17 @@ from autotrain_pl.losses.policy_gradient import (
     ref_kl_penalty,
 )
 from autotrain_pl.losses.preference import bradley_terry_loss, dpo_loss
-from autotrain_pl.losses.registry import LossInputs, available_losses, get_loss, register_loss
+from autotrain_pl.losses.registry import (
+    LOSS_INPUT_GROUPS,
+    LossInputs,
+    available_losses,
+    get_loss,
+    loss_needs,
+    register_loss,
+)
 
 __all__ = [
+    "LOSS_INPUT_GROUPS",
     "CompositeLoss",
     "LossInputs",
     "available_losses",
@@ -44,6 +52,7 @@ __all__ = [
     "get_loss",
     "importance_sampling_loss",
     "kd_loss_topk",
+    "loss_needs",
     "per_token_cross_entropy",
     "per_token_focal_loss",
     "per_token_forward_kl",

@@ -1,9 +1,18 @@
-"""Shared reduction: weighted sum over an externally supplied normalizer.
+"""Shared reduction: a weighted sum divided by a normalizer the caller chooses.
 
-Every token-level loss in this package reduces as ``sum_i(w_i * loss_i) / normalizer``. The
-normalizer is the total loss weight of the whole optimizer step (all micro-batches, all ranks), so
-that gradient accumulation and data parallelism give the same gradient as one big batch. No loss
-averages per micro-batch on its own.
+Every token-level loss here returns ``sum_i(w_i * loss_i) / normalizer`` over the tokens it is
+given. What the normalizer should be depends on who calls:
+
+- Objectives and ``TrainingClient`` build ``LossInputs`` with ``normalizer=1`` (its default), so
+  the registered losses return the SUM over the micro-batch; the training step then divides by
+  the loss units of the whole optimizer step (all micro-batches and ranks). That keeps gradient
+  accumulation and data parallelism equal to one big batch.
+- The plain functions (``weighted_cross_entropy``, ``forward_kl``, ...) default to
+  ``normalizer=None``: this batch's own total weight, ``loss_weights.sum()``, i.e. the weighted
+  mean over the given tokens, like ``reduction="mean"`` in torch and TRL. That is right only when
+  the batch is the whole step; pass ``1`` for the sum or the step's total weight otherwise.
+- The pair-level losses (``dpo_loss``, ``bradley_terry_loss``) default to this batch's number of
+  pairs in the same way.
 """
 
 from __future__ import annotations
@@ -28,8 +37,8 @@ def _as_tensor(normalizer: Normalizer, like: Tensor) -> Tensor:
         return value.clamp_min(_MIN_NORMALIZER)
     if isinstance(normalizer, bool) or not isinstance(normalizer, int | float) or normalizer < 0:
         raise AutotrainError(
-            f"normalizer={normalizer!r} must be a non-negative number; pass the total loss weight "
-            "of the optimizer step (summed over micro-batches and ranks)."
+            f"normalizer={normalizer!r} must be a non-negative number: 1 for the sum, or the "
+            "total loss weight of the optimizer step (summed over micro-batches and ranks)."
         )
     return torch.tensor(
         max(float(normalizer), _MIN_NORMALIZER), dtype=like.dtype, device=like.device
@@ -49,7 +58,7 @@ def weighted_sum(per_token: Tensor, loss_weights: Tensor) -> Tensor:
 
 
 def reduce_tokens(per_token: Tensor, loss_weights: Tensor, normalizer: Normalizer | None) -> Tensor:
-    """``sum_i(w_i * loss_i) / normalizer``; ``None`` means ``loss_weights.sum()`` (one-batch step).
+    """``sum_i(w_i * loss_i) / normalizer``; ``None`` means this batch's ``loss_weights.sum()``.
 
     Normalizers are clamped at 1e-8 so that a step without any trained token gives 0, not NaN.
     """
@@ -60,7 +69,7 @@ def reduce_tokens(per_token: Tensor, loss_weights: Tensor, normalizer: Normalize
 
 
 def reduce_pairs(per_pair: Tensor, normalizer: Normalizer | None) -> Tensor:
-    """``sum_b(loss_b) / normalizer``; the normalizer defaults to the number of pairs."""
+    """``sum_b(loss_b) / normalizer``; ``None`` means this batch's number of pairs."""
     total = per_pair.sum()
     if normalizer is None:
         return total / max(per_pair.numel(), 1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,20 +25,24 @@ import torch
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.losses.registry import LossInputs, get_loss
+from autotrain_pl.losses.registry import LOSS_INPUT_GROUPS, LossInputs, get_loss, loss_needs
 
 _TERM_KEYS = {"name", "weight", "params", "label"}
 
 
 @dataclass(frozen=True)
 class LossTerm:
-    """One resolved term: ``weight * fn(inputs, **params)``, logged as ``label``."""
+    """One resolved term: ``weight * fn(inputs, **params)``, logged as ``label``.
+
+    ``needs`` are the optional ``LossInputs`` groups the loss reads (see ``register_loss``).
+    """
 
     label: str
     name: str
     weight: float
     fn: Callable[..., Tensor]
     params: dict[str, Any] = field(default_factory=dict)
+    needs: frozenset[str] = frozenset()
 
 
 def _check_weight(label: str, weight: Any) -> float:
@@ -84,6 +88,7 @@ def _terms_from_dict(terms: Mapping[str, Any], params: Mapping[str, Any]) -> lis
                 _check_weight(name, weight),
                 fn,
                 _check_params(name, fn, params.get(name, {})),
+                loss_needs(fn),
             )
         )
     return resolved
@@ -106,9 +111,8 @@ def _terms_from_list(terms: Sequence[Any]) -> list[LossTerm]:
         label = str(item.get("label", name))
         fn = get_loss(name)
         weight = _check_weight(label, item.get("weight", 1.0))
-        resolved.append(
-            LossTerm(label, str(name), weight, fn, _check_params(label, fn, item.get("params", {})))
-        )
+        term_params = _check_params(label, fn, item.get("params", {}))
+        resolved.append(LossTerm(label, str(name), weight, fn, term_params, loss_needs(fn)))
     return resolved
 
 
@@ -117,8 +121,10 @@ class CompositeLoss:
 
     Every term shares the same ``LossInputs`` (and so the same step normalizer), so the total is
     still exact under gradient accumulation. Names, weights and params are validated at
-    construction; a term whose inputs are missing (e.g. ``kl`` without a teacher) fails clearly at
-    call time. A term with weight 0 is computed without gradient, for logging only.
+    construction. ``needs`` and ``terms_needing`` tell which terms read optional inputs (a
+    teacher, advantages, ...), so an objective can reject a term it cannot feed when it is built;
+    otherwise a term whose inputs are missing fails clearly at call time. A term with weight 0 is
+    computed without gradient, for logging only.
 
     Args:
         terms: ``{name: weight}``, or a list of ``{"name", "weight", "params", "label"}`` mappings.
@@ -151,6 +157,25 @@ class CompositeLoss:
             raise AutotrainError(
                 f"loss terms {duplicates} appear twice; give each a distinct 'label'."
             )
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The optional ``LossInputs`` groups any term reads: ``teacher``, ``advantages``,
+        ``old_logprobs``, ``reference`` (see ``LOSS_INPUT_GROUPS``). Callables and import paths
+        that were never registered with ``register_loss(needs=...)`` add nothing."""
+        return frozenset().union(*(term.needs for term in self.terms))
+
+    def terms_needing(self, needs: Iterable[str]) -> list[str]:
+        """Labels of the terms that read any of the groups ``needs``, in term order.
+
+        Example: an objective without a teacher calls ``loss.terms_needing({"teacher"})`` and
+        rejects the config if the list is not empty.
+        """
+        wanted = {needs} if isinstance(needs, str) else set(needs)
+        unknown = sorted(wanted - set(LOSS_INPUT_GROUPS))
+        if unknown:
+            raise ValueError(f"unknown LossInputs groups {unknown}; use {list(LOSS_INPUT_GROUPS)}")
+        return [term.label for term in self.terms if term.needs & wanted]
 
     def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         """Return ``(total, {label: unweighted term value, detached})``."""

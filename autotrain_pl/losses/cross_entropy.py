@@ -1,7 +1,8 @@
 """Token-level likelihood losses: weighted cross-entropy, focal loss, entropy.
 
 All reduce as ``sum_i(w_i * loss_i) / normalizer`` (see ``_reduction``), where ``w`` are the
-per-token loss weights from rendering and ``normalizer`` is the total weight of the optimizer step.
+per-token loss weights from rendering. ``normalizer=None`` (the default) is this batch's own total
+weight, the weighted mean; pass ``1`` for the sum, or the step's total weight.
 """
 
 from __future__ import annotations
@@ -60,14 +61,17 @@ def weighted_cross_entropy(
     """Weighted next-token cross-entropy, the SFT loss.
 
     Formula: ``sum_i w_i * CE_i / normalizer`` with ``CE_i`` from ``per_token_cross_entropy``.
-    Fractional weights let rendering down-weight messages; the external normalizer keeps gradient
-    accumulation exact (an uneven split into micro-batches gives the same gradient).
+    Fractional weights let rendering down-weight messages; a normalizer shared by all
+    micro-batches of a step keeps gradient accumulation exact (an uneven split into micro-batches
+    gives the same gradient).
 
     Args:
         logits: ``[N, V]`` (or ``[..., V]``) logits at the trained positions.
         labels: ``[N]`` next-token ids.
         loss_weights: ``[N]`` float weights, 0 = not trained.
-        normalizer: Total weight of the optimizer step; ``None`` = ``loss_weights.sum()``.
+        normalizer: What the weighted sum is divided by: ``None`` (default) = this batch's
+            ``loss_weights.sum()`` (the weighted mean), ``1`` = the sum, or the total weight of
+            the optimizer step.
         label_smoothing: ``eps`` as in ``torch.nn.functional.cross_entropy``.
         ignore_index: Label value that contributes 0 regardless of its weight.
     """

@@ -13,6 +13,8 @@ Conventions (the same as TRL's ``GKDTrainer.generalized_jsd_loss``):
 Both distributions are ``softmax(logits / temperature)``. These functions do NOT multiply by
 ``temperature ** 2``; the distillation objective applies that gradient-scale correction itself.
 The teacher is not detached here: compute its logits under ``torch.no_grad()``.
+The weighted losses return ``sum_i(w_i * D_i) / normalizer``; ``normalizer=None`` (the default) is
+this batch's ``loss_weights.sum()``, ``1`` gives the sum (see ``_reduction``).
 All math runs in float32 (float64 stays float64). ``-inf`` logits (masked vocabulary) are handled:
 a zero-probability entry contributes 0, not NaN.
 """

@@ -4,7 +4,8 @@ Inputs are flat per-token tensors: ``logprobs`` ``[N]`` of the current policy (w
 ``old_logprobs`` ``[N]`` of the policy that sampled the tokens, ``advantages`` broadcastable to
 ``[N]`` (usually one value per sequence repeated over its tokens) and ``loss_weights`` ``[N]``.
 ``old_logprobs``, ``ref_logprobs`` and ``advantages`` are constants of the surrogate and are
-detached here. Losses reduce as ``sum_i(w_i * loss_i) / normalizer``.
+detached here. Losses reduce as ``sum_i(w_i * loss_i) / normalizer``; ``normalizer=None`` (the
+default) is this batch's ``loss_weights.sum()``, ``1`` gives the sum (see ``_reduction``).
 """
 
 from __future__ import annotations

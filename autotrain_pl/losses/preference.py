@@ -1,9 +1,9 @@
 """Pair-level preference losses: the DPO family and the Bradley-Terry reward-model loss.
 
 Inputs are per-pair tensors ``[B]``: sequence log-probabilities (summed over completion tokens) for
-DPO, scalar rewards for Bradley-Terry. Losses reduce as ``sum_b(loss_b) / normalizer`` where the
-normalizer defaults to B; pass the number of pairs in the whole optimizer step for exact gradient
-accumulation. The formulas mirror TRL 1.16 (``DPOTrainer._compute_loss`` with
+DPO, scalar rewards for Bradley-Terry. Losses reduce as ``sum_b(loss_b) / normalizer``;
+``normalizer=None`` (the default) is this batch's number of pairs B, the mean. Pass ``1`` for the
+sum, or the number of pairs in the whole optimizer step, for exact gradient accumulation. The formulas mirror TRL 1.16 (``DPOTrainer._compute_loss`` with
 ``f_divergence_type="reverse_kl"``, and ``RewardTrainer.compute_loss``).
 """
 

@@ -1,9 +1,12 @@
 """Registry of token-level objective losses, so that configs can say ``loss: kl``.
 
-A registered loss is a callable ``(inputs: LossInputs, **params) -> Tensor`` returning the reduced
-scalar ``sum_i(w_i * loss_i) / inputs.normalizer``. ``get_loss`` resolves a registered name, a
-dotted import path (``mypkg.losses.my_loss``, imported with ``importlib``; never ``eval``) or a
-callable.
+A registered loss is a callable ``(inputs: LossInputs, **params) -> Tensor`` returning the sum
+over the given tokens divided by ``inputs.normalizer``: ``sum_i(w_i * loss_i) / normalizer``
+(default 1: the sum; the objectives divide by the step's total units). ``get_loss`` resolves a
+registered name, a dotted import path (``mypkg.losses.my_loss``, imported with
+``autotrain_pl.importing.import_object``; never ``eval``) or a callable. ``LOSSES`` is the
+``autotrain_pl.registry.Registry`` behind it; ``loss_needs`` says which optional ``LossInputs``
+groups a loss reads.
 
 Only token-level losses live here. The pair-level losses, ``dpo_loss`` and ``bradley_terry_loss``,
 take per-pair tensors rather than ``LossInputs``; the DPO and reward objectives call them directly,
@@ -19,7 +22,6 @@ from typing import Any, Protocol
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.importing import import_object
 from autotrain_pl.losses._reduction import Normalizer
 from autotrain_pl.losses.cross_entropy import entropy_loss, focal_loss, weighted_cross_entropy
 from autotrain_pl.losses.divergence import generalized_jsd, kd_loss_topk
@@ -29,6 +31,7 @@ from autotrain_pl.losses.policy_gradient import (
     ppo_clip_loss,
     ref_kl_penalty,
 )
+from autotrain_pl.registry import Registry
 
 
 @dataclass
@@ -39,8 +42,11 @@ class LossInputs:
         logits: ``[N, V]`` student/policy logits at the trained positions.
         labels: ``[N]`` next-token ids (already shifted).
         loss_weights: ``[N]`` float weights; 0 = not trained.
-        normalizer: Total loss weight of the optimizer step (all micro-batches and ranks);
-            ``None`` = ``loss_weights.sum()`` (the batch is the whole step).
+        normalizer: What the weighted sum is divided by. Default 1: the loss returns the SUM
+            over these tokens, which is what the objectives and ``TrainingClient`` pass (the step
+            then divides by the loss units of the whole optimizer step). A number or 0-d tensor:
+            e.g. the step's total weight. ``None``: this batch's own ``loss_weights.sum()``
+            (the weighted mean; right only when the batch is the whole step).
         teacher_logits: ``[N, V]`` teacher logits, for distillation losses.
         teacher_topk_values: ``[N, k]`` teacher top-k logits or log-probs (cached teachers).
         teacher_topk_indices: ``[N, k]`` token ids of ``teacher_topk_values``.
@@ -52,7 +58,7 @@ class LossInputs:
     logits: Tensor
     labels: Tensor
     loss_weights: Tensor
-    normalizer: Normalizer | None = None
+    normalizer: Normalizer | None = 1.0
     teacher_logits: Tensor | None = None
     teacher_topk_values: Tensor | None = None
     teacher_topk_indices: Tensor | None = None
@@ -67,7 +73,24 @@ class TokenLoss(Protocol):
     def __call__(self, inputs: LossInputs, /, **params: Any) -> Tensor: ...
 
 
-_REGISTRY: dict[str, Callable[..., Tensor]] = {}
+LOSS_INPUT_GROUPS: dict[str, tuple[str, ...]] = {
+    "teacher": ("teacher_logits", "teacher_topk_values", "teacher_topk_indices"),
+    "advantages": ("advantages",),
+    "old_logprobs": ("old_logprobs",),
+    "reference": ("ref_logprobs",),
+}
+"""The optional ``LossInputs`` groups a loss may need (``register_loss(needs=...)``), and their
+fields. ``logits``, ``labels``, ``loss_weights`` and ``normalizer`` are always there."""
+
+LOSSES: Registry[Callable[..., Tensor]] = Registry(
+    kind="loss",
+    field="loss",
+    example="mypkg.losses.my_loss",
+    accepts=callable,
+    expects="callable; point it at a loss function",
+)
+
+_NEEDS: dict[Callable[..., Tensor], frozenset[str]] = {}
 
 _PAIR_LEVEL = {
     "dpo": "autotrain_pl.losses.dpo_loss (used by the DPO objective)",
@@ -76,25 +99,32 @@ _PAIR_LEVEL = {
 
 
 def register_loss(
-    name: str, *aliases: str
+    name: str, *aliases: str, needs: tuple[str, ...] = ()
 ) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
     """Decorator that registers a ``(inputs: LossInputs, **params) -> Tensor`` under names.
 
+    Args:
+        name: The name configs use; ``aliases`` are further names for the same loss.
+        needs: The optional ``LossInputs`` groups the loss reads (keys of
+            ``LOSS_INPUT_GROUPS``: ``teacher``, ``advantages``, ``old_logprobs``, ``reference``),
+            so an objective can reject a term it cannot feed before training starts.
+
     Example::
 
-        @register_loss("my_ce")
-        def my_ce(inputs: LossInputs, *, scale: float = 1.0) -> Tensor: ...
+        @register_loss("my_kd", needs=("teacher",))
+        def my_kd(inputs: LossInputs, *, scale: float = 1.0) -> Tensor: ...
     """
-    names = (name, *aliases)
+    unknown = sorted(set(needs) - set(LOSS_INPUT_GROUPS))
+    if isinstance(needs, str) or unknown:
+        raise AutotrainError(
+            f"register_loss({name!r}): needs={needs!r} must be a tuple of "
+            f"{', '.join(LOSS_INPUT_GROUPS)}"
+        )
+    register = LOSSES.register(name, *aliases)
 
     def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        for key in names:
-            if key in _REGISTRY and _REGISTRY[key] is not fn:
-                raise AutotrainError(
-                    f"loss name {key!r} is already registered; choose another name."
-                )
-        for key in names:
-            _REGISTRY[key] = fn
+        register(fn)
+        _NEEDS[fn] = frozenset(needs)
         return fn
 
     return decorator
@@ -102,14 +132,7 @@ def register_loss(
 
 def available_losses() -> list[str]:
     """Sorted names (aliases included) that ``get_loss`` accepts."""
-    return sorted(_REGISTRY)
-
-
-def _import_path(path: str) -> Callable[..., Tensor]:
-    fn = import_object(path, "loss")
-    if not callable(fn):
-        raise AutotrainError(f"loss={path!r} is not callable; point it at a loss function")
-    return fn
+    return LOSSES.names()
 
 
 def get_loss(loss: str | Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -121,20 +144,24 @@ def get_loss(loss: str | Callable[..., Tensor]) -> Callable[..., Tensor]:
     """
     if callable(loss):
         return loss
-    if not isinstance(loss, str) or not loss:
-        raise AutotrainError(f"loss={loss!r} must be a loss name, an import path or a callable.")
-    if loss in _REGISTRY:
-        return _REGISTRY[loss]
-    if loss in _PAIR_LEVEL:
+    if isinstance(loss, str) and loss.strip() in _PAIR_LEVEL and loss not in LOSSES:
         raise AutotrainError(
-            f"loss {loss!r} is pair-level and takes no LossInputs; call {_PAIR_LEVEL[loss]}."
+            f"loss {loss!r} is pair-level and takes no LossInputs; "
+            f"call {_PAIR_LEVEL[loss.strip()]}."
         )
-    if "." in loss:
-        return _import_path(loss)
-    raise AutotrainError(
-        f"unknown loss {loss!r}; use one of {', '.join(available_losses())} or an import path "
-        "like 'mypkg.losses.my_loss'."
-    )
+    return LOSSES.get(loss)
+
+
+def loss_needs(loss: str | Callable[..., Tensor]) -> frozenset[str]:
+    """The ``LossInputs`` groups a loss declared with ``register_loss(needs=...)``.
+
+    Losses registered without ``needs``, and callables that were never registered, need none.
+    """
+    fn = get_loss(loss)
+    try:
+        return _NEEDS.get(fn, frozenset())
+    except TypeError:  # an unhashable callable object was never registered
+        return frozenset()
 
 
 def _require(inputs: LossInputs, loss: str, *fields: str) -> None:
@@ -207,25 +234,25 @@ def entropy(inputs: LossInputs) -> Tensor:
     return entropy_loss(inputs.logits, inputs.loss_weights, normalizer=inputs.normalizer)
 
 
-@register_loss("kl", "forward_kl")
+@register_loss("kl", "forward_kl", needs=("teacher",))
 def kl(inputs: LossInputs, *, temperature: float = 1.0) -> Tensor:
     """Forward ``KL(teacher || student)``, full-vocabulary or top-k teacher; no ``T**2`` factor."""
     return _teacher_divergence(inputs, "kl", "forward_kl", 0.0, temperature)
 
 
-@register_loss("reverse_kl")
+@register_loss("reverse_kl", needs=("teacher",))
 def reverse_kl_loss(inputs: LossInputs, *, temperature: float = 1.0) -> Tensor:
     """Reverse ``KL(student || teacher)``, full-vocabulary or top-k teacher; no ``T**2`` factor."""
     return _teacher_divergence(inputs, "reverse_kl", "reverse_kl", 1.0, temperature)
 
 
-@register_loss("jsd")
+@register_loss("jsd", needs=("teacher",))
 def jsd(inputs: LossInputs, *, beta: float = 0.5, temperature: float = 1.0) -> Tensor:
     """Generalized JSD (TRL's GKD convention: beta=0 forward KL, beta=1 reverse KL)."""
     return _teacher_divergence(inputs, "jsd", "jsd", beta, temperature)
 
 
-@register_loss("importance_sampling")
+@register_loss("importance_sampling", needs=("advantages",))
 def importance_sampling(inputs: LossInputs, *, temperature: float = 1.0) -> Tensor:
     """Importance-sampled policy gradient; ``old_logprobs=None`` means on-policy REINFORCE."""
     _require(inputs, "importance_sampling", "advantages")
@@ -238,7 +265,7 @@ def importance_sampling(inputs: LossInputs, *, temperature: float = 1.0) -> Tens
     )
 
 
-@register_loss("ppo")
+@register_loss("ppo", needs=("old_logprobs", "advantages"))
 def ppo(
     inputs: LossInputs,
     *,
@@ -260,7 +287,7 @@ def ppo(
     return loss
 
 
-@register_loss("ref_kl")
+@register_loss("ref_kl", needs=("reference",))
 def ref_kl(inputs: LossInputs, *, temperature: float = 1.0) -> Tensor:
     """k3 KL-to-reference penalty at the sampled tokens (GRPO's beta term)."""
     _require(inputs, "ref_kl", "ref_logprobs")

@@ -50,14 +50,18 @@ def load_model(
     *,
     dtype: str | None = "float32",
     attn_implementation: str | None = None,
-    gradient_checkpointing: bool = False,
     trust_remote_code: bool = False,
     quantization: QuantizationOptions | Mapping | None = None,
-    lora: LoraOptions | Mapping | None = None,
     vocab_size: int | None = None,
     device_map: str | dict | None = None,
+    gradient_checkpointing: bool = False,
+    lora: LoraOptions | Mapping | None = None,
 ):
-    """Load a causal LM from any reference, optionally quantized and wrapped with LoRA.
+    """Load a causal LM from any reference, optionally quantized; for training, prepare it too.
+
+    Loading and preparing are separate steps (``prepare_for_training``): a frozen model (a
+    teacher, a reference) loads quantized or not with nothing trained on it. ``lora`` and
+    ``gradient_checkpointing`` here are a shortcut for ``prepare_for_training(load_model(...))``.
 
     Args:
         ref: ``builtin:<name>``, a local HF directory, an autotrain_pl run/export directory
@@ -65,23 +69,26 @@ def load_model(
         dtype: weight dtype (``float32``, ``bfloat16``, ``float16``, ``auto``).
         attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``... (None: transformers'
             default).
-        gradient_checkpointing: trade compute for activation memory.
-        quantization: 4-bit/8-bit bitsandbytes options; requires ``lora`` to train.
-        lora: LoRA options; the returned model is a ``PeftModel``.
+        trust_remote_code: allow model code from the hub (off by default).
+        quantization: 4-bit/8-bit bitsandbytes loading; to train such a model, give ``lora``.
         vocab_size: resize the input/output embeddings to this size (after adding special tokens
-            to the tokenizer). The one place embeddings are resized.
+            to the tokenizer).
         device_map: passed to ``from_pretrained`` (quantized models need the target device).
+        gradient_checkpointing: see ``prepare_for_training``.
+        lora: see ``prepare_for_training``; the returned model is then a ``PeftModel``.
     """
     from transformers import AutoModelForCausalLM
 
     quantization = _as_options(quantization, QuantizationOptions)
-    lora = _as_options(lora, LoraOptions)
     resolved = resolve_model_ref(ref)
     if resolved.is_adapter:
-        return _load_adapter_export(resolved.source, dtype=dtype, lora_trainable=lora is not None,
-                                    attn_implementation=attn_implementation,
-                                    trust_remote_code=trust_remote_code,
-                                    gradient_checkpointing=gradient_checkpointing)
+        if quantization is not None:
+            raise AutotrainError(f"{ref!r} is an adapter export, which cannot load quantized; "
+                                 "export it merged (export_mode: merged) or drop quantization")
+        model = _load_adapter_export(resolved.source, dtype=dtype, lora_trainable=lora is not None,
+                                     attn_implementation=attn_implementation,
+                                     trust_remote_code=trust_remote_code)
+        return prepare_for_training(model, gradient_checkpointing=gradient_checkpointing)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         kwargs["dtype"] = torch_dtype(dtype) if dtype != "auto" else "auto"
@@ -98,6 +105,17 @@ def load_model(
         raise AutotrainError(f"could not load model {ref!r}: {_first_line(error)}") from None
     if vocab_size is not None:
         resize_embeddings(model, vocab_size)
+    if lora is None and not gradient_checkpointing:
+        return model
+    return prepare_for_training(model, lora=lora, gradient_checkpointing=gradient_checkpointing)
+
+
+def prepare_for_training(model, *, lora: LoraOptions | Mapping | None = None,
+                         gradient_checkpointing: bool = False):
+    """Make a loaded model trainable: activation checkpointing, and a LoRA adapter (QLoRA on a
+    quantized base, which cannot be trained without one)."""
+    lora = _as_options(lora, LoraOptions)
+    quantized = bool(getattr(model, "is_quantized", False))
     if gradient_checkpointing:
         # transformers 5.x renamed it (the old name warns and goes in v6); 4.x has only the old.
         enable = getattr(model, "activation_checkpointing_enable", None)
@@ -107,9 +125,9 @@ def load_model(
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if lora is not None:
-        model = apply_lora(model, lora, quantized=quantization is not None,
-                           gradient_checkpointing=gradient_checkpointing)
-    elif quantization is not None:
+        return apply_lora(model, lora, quantized=quantized,
+                          gradient_checkpointing=gradient_checkpointing)
+    if quantized:
         raise AutotrainError(
             "quantization without LoRA cannot be trained; set lora (QLoRA) or drop quantization"
         )

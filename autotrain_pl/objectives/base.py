@@ -1,20 +1,31 @@
 """Shared plumbing of every training objective.
 
 ``ObjectiveModule`` loads the policy model through ``autotrain_pl.models``, builds the optimizer
-and schedule, logs loss, perplexity, lr, tokens/s and grad norm, normalizes the loss exactly over
-each optimizer step, and exports a Hugging Face directory at the end of fit.
+and schedule, drives each optimizer step through ``training.StepController``, logs, and exports a
+Hugging Face directory at the end of fit. It assumes nothing about a batch's keys: everything
+batch-shaped comes from the objective's own ``compute_loss``.
 
-Exact step normalization. ``compute_loss`` returns a loss SUMMED over its normalization units
-(weighted tokens for SFT, pairs for DPO). Gradients of these sums accumulate over the
-micro-batches of one optimizer step; just before the step they are divided by the step's total
-units, summed across micro-batches and ranks. The update therefore equals that of one big batch,
-whatever the micro-batch lengths, instead of averaging per micro-batch means.
+Hooks for subclasses (override one; never copy ``training_step``):
+
+- ``compute_loss(batch) -> LossOutput``: the loss SUMMED over the batch's normalization units,
+  the units, metric sums over the same units and the real tokens processed;
+- ``derived_metrics(means) -> dict``: values computed from the per-unit means of a step or an
+  evaluation epoch (SFT adds perplexity ``exp(loss)``);
+- ``forward_logprobs`` / ``forward_logits``: how the policy is scored at trained positions.
+
+Exact step normalization, on either Lightning path. The automatic path returns each micro-batch's
+summed loss from ``training_step`` (times ``accumulate_grad_batches``, which Lightning divides it
+by) and finishes the step in ``configure_gradient_clipping``, the hook Lightning calls once per
+optimizer step with ``trainer.gradient_clip_val``: normalization by the units of all micro-batches
+and ranks, clipping and the non-finite guard are one ``StepController.finish``. Objectives on
+Lightning's manual optimization (``automatic_optimization = False``: PPO and GRPO update several
+times per batch of rollouts) call ``backward_micro_batch`` and ``finish_optimizer_step``, which run
+the same controller and log the same metrics.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,29 +33,33 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
-from torchmetrics import MeanMetric
 
+from autotrain_pl.data import ChatDataModule
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.models import LoraOptions, QuantizationOptions, export_model, load_model
-from autotrain_pl.models.loading import resize_embeddings
-from autotrain_pl.objectives.optim import (
+from autotrain_pl.models import (
+    LoraOptions,
+    QuantizationOptions,
+    export_model,
+    fit_embeddings,
+    load_model,
+    prepare_for_training,
+)
+from autotrain_pl.training import (
+    LossOutput,
+    MeanAccumulator,
+    StepController,
+    StepOutcome,
+    TokenSelection,
+    check_loss_output,
+    forward_logprobs,
+    forward_trained_logits,
     lr_lambda,
     parameter_groups,
     resolve_optimizer_class,
     warmup_steps_for,
 )
-from autotrain_pl.objectives.stepping import StepController
-from autotrain_pl.objectives.tokens import TokenSelection, forward_logprobs, forward_trained_logits
 
 log = logging.getLogger(__name__)
-
-
-def count_real_tokens(batch: Mapping[str, Tensor]) -> int:
-    """Non-padding tokens of a batch; packed rows (4-D block masks) count every position."""
-    mask = batch.get("attention_mask")
-    if mask is not None and mask.dim() == 2:
-        return int(mask.sum())
-    return batch["input_ids"].numel()
 
 
 class ObjectiveModule(LightningModule):
@@ -66,6 +81,9 @@ class ObjectiveModule(LightningModule):
         lr_scheduler: ``constant``, ``linear`` or ``cosine`` (after warmup).
         warmup_steps: linear warmup steps; if 0, ``warmup_ratio`` of the total steps is used.
         warmup_ratio: warmup as a fraction of the total optimizer steps.
+        skip_non_finite_steps: skip (with a warning) an optimizer step whose gradients hold NaN
+            or inf, so weights and optimizer state stay finite; counted as
+            ``train/skipped_steps``.
         export: write ``<default_root_dir>/export`` at the end of fit.
         export_mode: ``merged`` (LoRA folded in), ``adapter`` (adapter only) or ``full``.
         use_enhanced_eval: seed-style switch: add generation metrics and a metrics file through
@@ -91,6 +109,7 @@ class ObjectiveModule(LightningModule):
         lr_scheduler: str = "cosine",
         warmup_steps: int = 0,
         warmup_ratio: float = 0.0,
+        skip_non_finite_steps: bool = True,
         export: bool = True,
         export_mode: str = "merged",
         use_enhanced_eval: bool = False,
@@ -109,41 +128,43 @@ class ObjectiveModule(LightningModule):
             raise AutotrainError("model.warmup_steps must be >= 0 and model.warmup_ratio in [0, 1)")
         if export_mode not in ("merged", "adapter", "full"):
             raise AutotrainError(f"model.export_mode={export_mode!r}; use merged, adapter or full")
+        if quantization is not None and lora is None:
+            raise AutotrainError(
+                "model.quantization without model.lora cannot be trained; set lora (QLoRA) or "
+                "drop quantization"
+            )
         lr_lambda(lr_scheduler, 0, 1)  # validates the schedule name before any model loads
         self.save_hyperparameters()
-        self.model = load_model(
+        model = load_model(
             model_name_or_path,
             dtype=dtype,
             attn_implementation=attn_implementation,
-            gradient_checkpointing=gradient_checkpointing,
             trust_remote_code=trust_remote_code,
-            lora=lora,
             quantization=quantization,
         )
-        self.model.autotrain_base_ref = model_name_or_path
+        self.model = prepare_for_training(model, lora=lora,
+                                          gradient_checkpointing=gradient_checkpointing)
         self.model.train()  # from_pretrained returns eval mode, which would disable dropout
         self.tokenizer = None
         self.renderer = None
-        self.val_loss = MeanMetric()
-        # The automatic path normalizes with the same StepController as manual stepping and the
-        # TrainingClient; Lightning's own clipping runs after it, so it neither clips nor skips.
-        self._step_controller = StepController(gradient_clip_norm=None, skip_non_finite=False)
-        self._window_tokens = 0
-        self._window_start: float | None = None
+        self.step_controller = StepController(skip_non_finite=skip_non_finite_steps)
+        #: The resolved config of the run, recorded in the export (``aitrain`` sets it).
+        self.run_config: dict[str, Any] | None = None
+        self._eval_means = MeanAccumulator()
+
+    @property
+    def model_name_or_path(self) -> str:
+        """The reference the policy was loaded from (``training.PolicyHolder``)."""
+        return self.hparams.model_name_or_path
 
     # -- hooks for subclasses ---------------------------------------------------------------
-    def compute_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Return ``(loss summed over normalization units, metrics)`` for one micro-batch."""
+    def compute_loss(self, batch: Mapping[str, Any]) -> LossOutput:
+        """One micro-batch's ``LossOutput``: the loss SUMMED over its normalization units."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss")
 
-    def loss_units(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """How many normalization units the batch holds; default: total target loss weight."""
-        weights = batch["loss_weights"][:, 1:].float()
-        if batch.get("attention_mask") is not None and batch["attention_mask"].dim() == 2:
-            weights = weights * (batch["attention_mask"][:, 1:] > 0)
-        if batch.get("position_ids") is not None:
-            weights = weights * (batch["position_ids"][:, 1:] != 0)
-        return weights.sum()
+    def derived_metrics(self, means: Mapping[str, float]) -> dict[str, float]:
+        """Metrics computed from a step's (or an evaluation epoch's) per-unit means."""
+        return {}
 
     def forward_logprobs(self, model, batch: Mapping[str, Tensor], **keys: str
                          ) -> tuple[Tensor, TokenSelection]:
@@ -155,79 +176,118 @@ class ObjectiveModule(LightningModule):
         """Logits at the trained positions only (the LM head skips untrained positions)."""
         return forward_trained_logits(model, batch, **keys)
 
+    def loss_output(self, batch: Mapping[str, Any]) -> LossOutput:
+        """``compute_loss``, checked: a bare tensor (a mean, say) is a clear error."""
+        return check_loss_output(self.compute_loss(batch), type(self).__name__)
+
     # -- data hand-over ---------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
+        """Take the tokenizer and renderer of a ``ChatDataModule``; with other data, call
+        ``attach_tokenizer`` before fit (export and generation need one)."""
+        datamodule = self.trainer.datamodule
+        if isinstance(datamodule, ChatDataModule):
             self.attach_tokenizer(datamodule.tokenizer, datamodule.renderer)
+        if stage == "fit" and self.hparams.export and self.renderer is not None:
+            self.renderer.chat_template()  # a format the export cannot carry fails now, not after
 
     def attach_tokenizer(self, tokenizer, renderer=None) -> None:
         """Take the data's tokenizer and renderer; grow embeddings for added special tokens."""
         self.tokenizer, self.renderer = tokenizer, renderer
-        if resize_embeddings(self.model, len(tokenizer)):
+        if fit_embeddings(self.model, tokenizer):
             log.info("resized embeddings to %d for the tokens chat_format added", len(tokenizer))
 
     # -- training -----------------------------------------------------------------------------
-    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
-        if getattr(self, "manual_stepping", None) is not None and not self.automatic_optimization:
-            from autotrain_pl.objectives.manual import manual_training_step  # StepControlCallback
-
-            return manual_training_step(self, batch, batch_idx)
-        loss_sum, metrics = self.compute_loss(batch)
-        units = self.loss_units(batch).detach()
-        self._step_controller.accumulate(loss_sum, units)
-        self._window_tokens += count_real_tokens(batch)
-        for name, value in metrics.items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=False)
-        # Lightning divides by accumulate_grad_batches; on_before_optimizer_step undoes that.
-        return loss_sum
-
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if self._window_start is None:
-            self._window_start = time.perf_counter()
+        self.step_controller.start_window()
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Divide accumulated gradients by the step's total units (all micro-batches, ranks)."""
-        if getattr(self, "manual_stepping", None) is not None:  # objectives/manual.py does it
-            return
-        # Grads hold (1/k) * sum of per-micro-batch sums, averaged over ranks by DDP.
-        outcome = self._step_controller.finish(
-            self.parameters(),
-            reduce=lambda totals: self.trainer.strategy.reduce(totals, reduce_op="sum"),
-            grad_scale=self.trainer.accumulate_grad_batches * self.trainer.world_size,
-            clip_norm=None,
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        output = self.loss_output(batch)
+        if not self.automatic_optimization:
+            self.backward_micro_batch(output)
+            self.finish_optimizer_step()
+            return output.loss_sum.detach()
+        self.step_controller.accumulate(output)
+        # Lightning divides what training_step returns by accumulate_grad_batches before
+        # backward; the step normalizes by units instead, so the factor is undone here.
+        return output.loss_sum * self.trainer.accumulate_grad_batches
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
+                                    gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Automatic path: Lightning calls this once per optimizer step, before the update.
+
+        ``trainer.gradient_clip_val`` (norm) clips the normalized gradients inside the step;
+        the ``value`` algorithm clips them after it.
+        """
+        by_norm = gradient_clip_algorithm in (None, "norm")
+        outcome = self._finish(optimizer, clip_norm=gradient_clip_val or None if by_norm else None)
+        if gradient_clip_val and not by_norm and not outcome.skipped:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def backward_micro_batch(self, output: LossOutput) -> None:
+        """Manual optimization: backpropagate a micro-batch's summed loss and record it."""
+        self.manual_backward(output.loss_sum)
+        self.step_controller.accumulate(output)
+
+    def finish_optimizer_step(self) -> StepOutcome:
+        """Manual optimization: normalize, guard and clip the accumulated gradients, then step
+        the optimizer and the lr schedule. A skipped step still calls ``optimizer.step()`` with
+        every gradient None, so it changes nothing but counts, like the automatic path's."""
+        optimizer = self.optimizers()
+        optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
+        outcome = self._finish(optimizer, clip_norm="default")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is not None:
+                scheduler.step()
+        return outcome
+
+    def _finish(self, optimizer: torch.optim.Optimizer, clip_norm: float | None | str
+                ) -> StepOutcome:
+        """The step itself, shared by both paths: ``StepController.finish``, warn, log."""
+        trainer = self.trainer
+        outcome = self.step_controller.finish(
+            [p for p in self.parameters() if p.requires_grad],
+            reduce=lambda totals: trainer.strategy.reduce(totals, reduce_op="sum"),
+            world_size=trainer.world_size,
+            clip_norm=clip_norm,
         )
-        step_loss = torch.tensor(outcome.loss)
-        elapsed = max(time.perf_counter() - (self._window_start or time.perf_counter()), 1e-9)
-        self.log("train/loss", step_loss, prog_bar=True, on_step=True, on_epoch=True)
-        self.log("train/ppl", torch.exp(step_loss.clamp(max=30)), on_step=True)
-        self.log("train/lr", optimizer.param_groups[0]["lr"], prog_bar=True, on_step=True)
-        self.log("train/tokens_per_s", self._window_tokens * self.trainer.world_size / elapsed,
-                 prog_bar=True, on_step=True)
-        self.log("train/grad_norm", outcome.grad_norm, on_step=True)
-        self._window_tokens, self._window_start = 0, None
+        if outcome.skipped:
+            self.step_controller.warn_skipped(trainer.global_step + 1, outcome, type(self).__name__)
+        self._log_step(outcome, optimizer.param_groups[0]["lr"])
+        return outcome
+
+    def _log_step(self, outcome: StepOutcome, lr: float) -> None:
+        means = {"loss": outcome.loss, **outcome.metrics}
+        for name, value in {**means, **self.derived_metrics(means)}.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", on_step=True,
+                     on_epoch=name == "loss", batch_size=1)
+        self.log("train/lr", lr, prog_bar=True, on_step=True, batch_size=1)
+        self.log("train/tokens_per_s", outcome.tokens_per_s, prog_bar=True, on_step=True,
+                 batch_size=1)
+        self.log("train/grad_norm", outcome.grad_norm, on_step=True, batch_size=1)
+        self.log("train/skipped_steps", float(outcome.skipped_steps), on_step=True, batch_size=1)
 
     # -- evaluation ---------------------------------------------------------------------------
-    def _eval_step(self, batch: Mapping[str, Tensor], prefix: str) -> Tensor:
-        loss_sum, _ = self.compute_loss(batch)
-        units = self.loss_units(batch)
-        if units > 0:
-            self.val_loss.update(loss_sum / units, weight=units)
-        return loss_sum
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        output = self.loss_output(batch)
+        self._eval_means.update(output)
+        return output.loss_sum
 
-    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
-        return self._eval_step(batch, "val")
-
-    def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
-        return self._eval_step(batch, "test")
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        return self.validation_step(batch, batch_idx)
 
     def _log_eval_epoch(self, prefix: str) -> None:
-        if self.val_loss.update_count == 0:
+        means = self._eval_means.compute(
+            reduce=lambda totals: self.trainer.strategy.reduce(totals, reduce_op="sum"),
+            device=self.device,
+        )
+        if not means:
             return
-        loss = self.val_loss.compute()
-        self.log(f"{prefix}/loss", loss, prog_bar=True, sync_dist=False)
-        self.log(f"{prefix}/ppl", torch.exp(loss.clamp(max=30)), sync_dist=False)
-        self.val_loss.reset()
+        for name, value in {**means, **self.derived_metrics(means)}.items():
+            self.log(f"{prefix}/{name}", value, prog_bar=name == "loss", sync_dist=False)
 
     def on_validation_epoch_end(self) -> None:
         self._log_eval_epoch("val")
@@ -236,16 +296,16 @@ class ObjectiveModule(LightningModule):
         self._log_eval_epoch("test")
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Greedy completions of the predict prompts (left-padded batches)."""
+        """Greedy completions of ``ChatDataModule``'s predict prompts (left-padded batches)."""
         from autotrain_pl.generation import SamplingConfig, TokenCompleter
 
         completer = TokenCompleter(self.model, self.tokenizer, self.renderer)
-        prompts = [
-            ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
-        ]
+        prompts = [ids[mask.bool()].tolist()
+                   for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
         results = completer(prompts, SamplingConfig(max_new_tokens=128, temperature=0.0))
         metadata = batch.get("metadata") or [{}] * len(prompts)
-        return [{"completion": r.text, "stop_reason": r.stop_reason, **m} for r, m in zip(results, metadata, strict=True)]
+        return [{"completion": r.text, "stop_reason": r.stop_reason, **m}
+                for r, m in zip(results, metadata, strict=True)]
 
     # -- optimization -------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -259,13 +319,13 @@ class ObjectiveModule(LightningModule):
             # One fused kernel over all parameters instead of a Python loop per tensor.
             kwargs.setdefault("fused", True)
         optimizer = optimizer_cls(
-            parameter_groups(self.model.named_parameters(), hp.weight_decay), lr=hp.learning_rate, **kwargs
+            parameter_groups(self.model.named_parameters(), hp.weight_decay),
+            lr=hp.learning_rate, **kwargs,
         )
-        stepping = getattr(self, "manual_stepping", None)
-        total = (stepping.estimated_optimizer_steps(self.trainer) if stepping is not None
-                 else max(1, int(self.trainer.estimated_stepping_batches)))
+        total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = warmup_steps_for(total, hp.warmup_steps, hp.warmup_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(hp.lr_scheduler, warmup, total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_lambda(hp.lr_scheduler, warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_callbacks(self) -> list:
@@ -284,11 +344,19 @@ class ObjectiveModule(LightningModule):
         if not self.hparams.export or self.tokenizer is None:
             return
         if self.trainer.is_global_zero:
-            run_config = getattr(self.trainer, "autotrain_run_config", None) or dict(self.hparams)
-            out = export_model(
-                self.model, self.tokenizer, self.export_dir(), mode=self.hparams.export_mode,
-                renderer=self.renderer, base_model=self.hparams.model_name_or_path,
-                run_config=run_config,
-            )
-            log.info("exported the trained model to %s", out)
+            log.info("exported the trained model to %s", self.export(self.export_dir()))
         self.trainer.strategy.barrier()
+
+    def export(self, out_dir: str | Path) -> Path:
+        """Write the policy as a Hugging Face directory (``export_mode``), with the tokenizer,
+        the renderer's chat template and stop tokens, and the run's config."""
+        if self.tokenizer is None:
+            raise AutotrainError(
+                f"{type(self).__name__} has no tokenizer to export with; fit it on a "
+                "ChatDataModule or call attach_tokenizer(tokenizer, renderer) first"
+            )
+        return export_model(
+            self.model, self.tokenizer, out_dir, mode=self.hparams.export_mode,
+            renderer=self.renderer, base_model=self.hparams.model_name_or_path,
+            run_config=self.run_config or dict(self.hparams),
+        )

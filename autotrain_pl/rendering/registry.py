@@ -4,8 +4,9 @@
 - ``renderer_class(name)`` looks a format up without a tokenizer, so config validation can fail
   fast on an unknown ``chat_format``.
 - ``get_renderer(name, tokenizer, token_weights=None)`` builds the renderer.
-- A name with a dot (``my_pkg.formats.MyRenderer``) is imported with ``importlib``; user code is
-  never run through ``eval``/``exec``.
+- A name with a dot (``my_pkg.formats.MyRenderer``) is imported with
+  ``autotrain_pl.importing.import_object``; user code is never run through ``eval``/``exec``.
+- ``CHAT_FORMATS`` is the ``autotrain_pl.registry.Registry`` behind these functions.
 - ``add_missing_special_tokens(tokenizer, renderer_cls)`` adds the format's special tokens that the
   tokenizer lacks. **The caller must then resize the model's embeddings to ``len(tokenizer)``**
   (``model.resize_token_embeddings(len(tokenizer))``); ``autotrain_pl.models`` does this when it
@@ -14,40 +15,45 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 
-from autotrain_pl.errors import AutotrainError
-from autotrain_pl.importing import import_object
+from autotrain_pl.registry import Registry
 from autotrain_pl.rendering.base import Renderer, has_single_token
 
-_REGISTRY: dict[str, type] = {}
-_BUILTIN_MODULES = (
-    "autotrain_pl.rendering.chatml",
-    "autotrain_pl.rendering.llama",
-    "autotrain_pl.rendering.simple",
-    "autotrain_pl.rendering.zephyr",
-    "autotrain_pl.rendering.native",
+
+def _is_renderer_class(obj: object) -> bool:
+    """A ``Renderer`` subclass, or a class whose ``resolve(tokenizer)`` picks one (``auto``)."""
+    return inspect.isclass(obj) and (
+        issubclass(obj, Renderer) or callable(getattr(obj, "resolve", None))
+    )
+
+
+CHAT_FORMATS: Registry[type] = Registry(
+    kind="chat format",
+    field="chat_format",
+    builtin_modules=(
+        "autotrain_pl.rendering.chatml",
+        "autotrain_pl.rendering.llama",
+        "autotrain_pl.rendering.simple",
+        "autotrain_pl.rendering.zephyr",
+        "autotrain_pl.rendering.native",
+    ),
+    normalize=lambda name: name.strip().lower(),
+    example="my_pkg.formats.MyRenderer",
+    accepts=_is_renderer_class,
+    expects="a Renderer subclass (autotrain_pl.rendering.Renderer)",
 )
 
 
 def register_renderer(name: str) -> Callable[[type], type]:
-    """Class decorator: make a renderer selectable as ``chat_format=name``."""
-    key = _normalize(name)
-    if not key or "." in key:
-        raise AutotrainError(f"renderer name {name!r} must be non-empty and contain no dot")
+    """Class decorator: make a renderer selectable as ``chat_format=name`` (case-insensitive)."""
+    register = CHAT_FORMATS.register(name)
 
     def decorator(cls: type) -> type:
-        existing = _REGISTRY.get(key)
-        if existing is not None and _qualname(existing) != _qualname(cls):
-            raise AutotrainError(
-                f"chat_format {key!r} is already registered by {_qualname(existing)}; "
-                "pick another name"
-            )
+        register(cls)
         if not getattr(cls, "name", ""):
-            cls.name = key
-        _REGISTRY[key] = cls
+            cls.name = CHAT_FORMATS.normalize(name)
         return cls
 
     return decorator
@@ -55,25 +61,12 @@ def register_renderer(name: str) -> Callable[[type], type]:
 
 def available_formats() -> list[str]:
     """Sorted names of all registered chat formats."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return CHAT_FORMATS.names()
 
 
 def renderer_class(name: str) -> type:
     """The renderer class for a registered name or a ``package.module.Class`` import path."""
-    if not isinstance(name, str) or not name.strip():
-        raise AutotrainError(f"chat_format={name!r} must be a non-empty string")
-    _load_builtins()
-    key = _normalize(name)
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    if "." in name.strip():
-        return _import_class(name.strip())
-    known = ", ".join(available_formats())
-    raise AutotrainError(
-        f"chat_format={name!r} is not known; use one of: {known}, "
-        "or an import path such as my_pkg.formats.MyRenderer"
-    )
+    return CHAT_FORMATS.get(name)
 
 
 def get_renderer(
@@ -107,29 +100,3 @@ def add_missing_special_tokens(tokenizer, renderer_cls: type | str) -> list[str]
     )
     tokenizer.add_special_tokens({"additional_special_tokens": missing}, **keep)
     return missing
-
-
-# -- helpers ------------------------------------------------------------------------------
-def _normalize(name: str) -> str:
-    return name.strip().lower() if "." not in name else name.strip()
-
-
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _load_builtins() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
-def _import_class(path: str) -> type:
-    cls = import_object(path, "chat_format")
-    if not (
-        inspect.isclass(cls)
-        and (issubclass(cls, Renderer) or callable(getattr(cls, "resolve", None)))
-    ):
-        raise AutotrainError(
-            f"chat_format={path!r} is not a Renderer subclass (autotrain_pl.rendering.Renderer)"
-        )
-    return cls

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.training.tokens import plain_lm_parts
 
 SCORING_METHODS = ("shared_context", "batched", "naive")
 
@@ -91,7 +92,7 @@ class LoglikelihoodScorer:
         self.method = method
         config = getattr(model, "config", None)
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
-        self.decoder, self.head = _decoder_and_head(model)
+        self.decoder, self.head = plain_lm_parts(model) or (None, None)
         self.device = next(model.parameters()).device
         self._cache_kwarg = _cache_argument(self.decoder if self.decoder is not None else model)
 
@@ -216,23 +217,6 @@ class LoglikelihoodScorer:
                 "raise max_length or shorten the choices"
             )
         return EncodedQuestion(question.context_ids[-room:], question.continuation_ids)
-
-
-def _decoder_and_head(model):
-    """(decoder, lm_head) when logits are a plain projection of the last hidden state.
-
-    Same split as ``objectives.tokens.causal_lm_parts``, written here so scoring a benchmark does
-    not import the training stack (Lightning). (None, None) means: use the model's own logits.
-    """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = getattr(base, "config", None)
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
-        return None, None
-    decoder = getattr(base, "base_model", None)
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    if decoder is None or head is None or decoder is base:
-        return None, None
-    return decoder, head
 
 
 def _cache_argument(module) -> str:

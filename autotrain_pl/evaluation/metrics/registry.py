@@ -1,8 +1,9 @@
 """Metric registry: names from configs (`eval_metrics: [perplexity, bleu, rougeL]`) to metrics.
 
-A name is either registered (built-ins, or anything decorated with `@register_metric`) or an
-import path `package.module.ClassOrFactory` of user code. Import paths are resolved with
-importlib, never eval/exec.
+A name is either registered (built-ins, or anything decorated with `@register_metric`; matched
+case-insensitively) or an import path `package.module.ClassOrFactory` of user code, imported with
+`autotrain_pl.importing.import_object`, never eval/exec. `METRICS` is the
+`autotrain_pl.registry.Registry` behind these functions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from autotrain_pl.evaluation.metrics.meteor import meteor
 from autotrain_pl.evaluation.metrics.overlap import bleu, chrf, sacrebleu
 from autotrain_pl.evaluation.metrics.perplexity import WeightedPerplexity
 from autotrain_pl.evaluation.metrics.rouge import rouge
-from autotrain_pl.importing import import_object
+from autotrain_pl.registry import Registry
 
 EvalMetric = TextMetric | WeightedPerplexity
 """What the registry hands out; tell the two apart with `metric.kind` ("text" / "token")."""
@@ -31,7 +32,14 @@ EvalMetric = TextMetric | WeightedPerplexity
 MetricFactory = Callable[..., Any]
 F = TypeVar("F", bound=MetricFactory)
 
-_REGISTRY: dict[str, MetricFactory] = {}
+METRICS: Registry[MetricFactory] = Registry(
+    kind="metric",
+    field="metric",
+    normalize=lambda name: name.strip().lower(),
+    example="my_pkg.metrics.MyMetric",
+    accepts=callable,
+    expects="callable; point the path at a metric class or factory",
+)
 
 
 def register_metric(name: str) -> Callable[[F], F]:
@@ -41,42 +49,12 @@ def register_metric(name: str) -> Callable[[F], F]:
     `TextMetric`, a `WeightedPerplexity`, or a torchmetrics `Metric` whose
     `update(preds, target)` takes strings (it is then wrapped in a `TextMetric`).
     """
-    if not name or "." in name:
-        raise AutotrainError(f"register_metric: name {name!r} must be non-empty and contain no '.'")
-
-    def decorator(factory: F) -> F:
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+    return METRICS.register(name)
 
 
 def available_metrics() -> list[str]:
     """Registered metric names, sorted."""
-    return sorted(_REGISTRY)
-
-
-def _resolve(name: str) -> MetricFactory:
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    lowered = {key.lower(): key for key in _REGISTRY}
-    if name.lower() in lowered:
-        return _REGISTRY[lowered[name.lower()]]
-    if "." in name:
-        return _import_object(name)
-    raise AutotrainError(
-        f"unknown metric {name!r}; use one of {available_metrics()} "
-        "or an import path like my_pkg.metrics.MyMetric"
-    )
-
-
-def _import_object(path: str) -> MetricFactory:
-    factory = import_object(path, "metric")
-    if not callable(factory):
-        raise AutotrainError(
-            f"metric={path!r} is not callable; point the path at a metric class or factory"
-        )
-    return factory
+    return METRICS.names()
 
 
 def _check_arguments(name: str, factory: MetricFactory, kwargs: Mapping[str, Any]) -> None:
@@ -101,9 +79,7 @@ def get_metric(name: str, /, **kwargs: Any) -> EvalMetric:
         **kwargs: Passed to the metric's factory (e.g. `model_name_or_path` for bertscore,
             `labels` for accuracy/f1, `normalize` for exact_match).
     """
-    if not isinstance(name, str):
-        raise AutotrainError(f"metric name must be a string, got {name!r}")
-    factory = _resolve(name)
+    factory = METRICS.get(name)
     _check_arguments(name, factory, kwargs)
     metric = factory(**kwargs)
     if isinstance(metric, TextMetric | WeightedPerplexity):

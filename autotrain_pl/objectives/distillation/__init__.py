@@ -1,22 +1,17 @@
-"""Knowledge and prompt distillation: ``DistillationModule`` and its data, teacher and caches."""
+"""Distillation's machinery: settings, teacher/student data, the ``Distiller`` that ``SFTModule``
+holds when it distils (``DistillationModule`` lives in ``objectives.sft``)."""
 
 from autotrain_pl.objectives.distillation.data import (
     DistillationCollator,
-    DistillationDataModule,
-    DistillationDataSpec,
+    DistillationEncoding,
     DistillationPrompts,
     apply_prompt,
     encode_pair,
 )
-from autotrain_pl.objectives.distillation.kd import KD_LOSSES, TeacherTargets, kd_divergence_sum
-from autotrain_pl.objectives.distillation.module import DistillationModule
-from autotrain_pl.objectives.distillation.settings import DistillationSettings
-from autotrain_pl.objectives.distillation.teacher import Teacher, check_shared_vocabulary
-from autotrain_pl.objectives.distillation.teacher_cache import TeacherLogitCache
+from autotrain_pl.objectives.distillation.distiller import Distiller, check_shared_vocabulary
+from autotrain_pl.objectives.distillation.settings import KD_LOSSES, DistillationSettings
 
 __all__ = [
-    "KD_LOSSES", "DistillationCollator", "DistillationDataModule", "DistillationDataSpec",
-    "DistillationModule", "DistillationPrompts", "DistillationSettings", "Teacher",
-    "TeacherLogitCache", "TeacherTargets", "apply_prompt", "check_shared_vocabulary",
-    "encode_pair", "kd_divergence_sum",
+    "KD_LOSSES", "DistillationCollator", "DistillationEncoding", "DistillationPrompts",
+    "DistillationSettings", "Distiller", "apply_prompt", "check_shared_vocabulary", "encode_pair",
 ]

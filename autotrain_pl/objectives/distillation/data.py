@@ -9,10 +9,9 @@ and the ``[N, V]`` logits of both sides line up whatever the prompt lengths. Pro
 The response is each row's final assistant message (earlier turns are prompt), so the data's
 ``train_on`` and ``token_weights`` do not apply here.
 
-``DistillationDataModule`` is a ``ChatDataModule`` whose SFT encoding produces these pairs once a
-``DistillationModule`` attaches its prompts (when the trainer attaches both, before any data is
-read). A plain ``ChatDataModule`` is upgraded in place by :meth:`DistillationDataModule.adopt`,
-so a distillation config keeps the standard ``data`` section.
+``DistillationEncoding`` is how ``ChatDataModule`` encodes these pairs: a distilling objective
+returns it from ``example_encoding()`` (``data.example_encoding``), so a distillation config keeps
+the standard ``data`` section and the rows are encoded once, as pairs.
 """
 
 from __future__ import annotations
@@ -24,8 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autotrain_pl.data import ChatDataModule, SFTCollator
+from autotrain_pl.data import SFTCollator
 from autotrain_pl.data.encoding import DataStats, report_stats
+from autotrain_pl.data.example_encoding import ExampleEncoding
 from autotrain_pl.data.formats import Record, TextDocument, to_record
 from autotrain_pl.data.reading import source_format
 from autotrain_pl.data.validation import RowError, check_not_empty, located
@@ -87,22 +87,6 @@ class DistillationPrompts:
 
     def student(self, prompt: Sequence[Message]) -> list[Message]:
         return apply_prompt(prompt, self.student_template, self.student_system_prompt)
-
-
-@dataclass(frozen=True)
-class DistillationDataSpec:
-    """What a ``DistillationModule`` hands to the data module.
-
-    Attributes:
-        prompts: the teacher and student templates.
-        responder: generates replies from the teacher prompts (``response_source: teacher``);
-            ``None`` takes each row's final assistant message.
-        allow_prompt_only: keep rows without a reply (on-policy: the student samples one).
-    """
-
-    prompts: DistillationPrompts
-    responder: Responder | None = None
-    allow_prompt_only: bool = False
 
 
 def split_reply(record: Record) -> tuple[list[Message], Message | None]:
@@ -213,48 +197,42 @@ class DistillationCollator:
         return batch
 
 
-class DistillationDataModule(ChatDataModule):
-    """A ``ChatDataModule`` that encodes teacher/student pairs once a spec is attached.
+class DistillationEncoding(ExampleEncoding):
+    """Teacher/student pairs for ``ChatDataModule`` (see module docstring).
 
-    Without a spec it behaves exactly like ``ChatDataModule``. ``fingerprints`` maps each split
-    (``train``, ``val``, ``test``) to :func:`dataset_fingerprint` of its encoded rows.
+    Args:
+        prompts: the teacher and student templates.
+        responder: generates replies from the teacher prompts (``response_source: teacher``);
+            ``None`` takes each row's final assistant message.
+        allow_prompt_only: keep rows without a reply (on-policy: the student samples one).
+
+    Every encoded split gets an ``example_id`` column and a ``cache_key`` column holding the
+    fingerprint of its source's encoded rows; ``encoded`` maps each fingerprint to those rows
+    (a ``valid_fraction`` split shares its source's), which lay out the teacher-logit cache.
     """
 
-    distill_spec: DistillationDataSpec | None = None
+    def __init__(self, prompts: DistillationPrompts, responder: Responder | None = None,
+                 allow_prompt_only: bool = False) -> None:
+        self.prompts = prompts
+        self.responder = responder
+        self.allow_prompt_only = allow_prompt_only
+        self.encoded: dict[str, Any] = {}
 
-    @classmethod
-    def adopt(cls, datamodule: ChatDataModule) -> DistillationDataModule:
-        """Upgrade a plain ``ChatDataModule`` in place; it keeps all its settings.
+    def _key(self) -> tuple:
+        return (self.prompts, self.responder, self.allow_prompt_only)
 
-        In place, because the trainer already holds this object. Only methods are added (the
-        class has no extra ``__init__`` state), so the swap is safe.
-        """
-        if isinstance(datamodule, cls):
-            return datamodule
-        if type(datamodule) is not ChatDataModule:
-            raise AutotrainError(
-                f"data.class_path={type(datamodule).__qualname__} is a custom data module; for "
-                "distillation subclass autotrain_pl.objectives.distillation.DistillationDataModule"
-            )
-        datamodule.__class__ = cls
-        return datamodule
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DistillationEncoding) and self._key() == other._key()
 
-    def attach_distillation(self, spec: DistillationDataSpec) -> None:
-        """Encode every split as teacher/student pairs from now on (idempotent)."""
-        if self.packing:
-            raise AutotrainError("data.packing=true does not work with distillation; set it false")
-        if spec == self.distill_spec:
-            return
-        self.distill_spec = spec
-        self.fingerprints: dict[str, str] = {}
-        self.train_dataset = self.val_dataset = self.test_dataset = None
+    __hash__ = None  # type: ignore[assignment]
 
-    # -- encoding ---------------------------------------------------------------------------
-    def _encode(self, source, mode: str, split_name: str):
-        spec = self.distill_spec
-        if spec is None or mode == "generate":
-            return super()._encode(source, mode, split_name)
-        row_format = source_format(source, self.row_format)
+    def collator(self, datamodule):
+        return DistillationCollator(datamodule.pad_token_id, datamodule.pad_to_multiple_of)
+
+    def encode(self, datamodule, source, split: str):
+        import datasets
+
+        row_format = source_format(source, datamodule.row_format)
         prompts, replies = [], []
         for index, row in enumerate(source.dataset):
             try:
@@ -263,15 +241,15 @@ class DistillationDataModule(ChatDataModule):
                 raise located(source.locator.where(index), err) from None
             prompts.append(prompt)
             replies.append(reply)
-        if spec.responder is not None:
+        if self.responder is not None:
             teacher_prompts = []
             for index, prompt in enumerate(prompts):
                 try:
-                    teacher_prompts.append(spec.prompts.teacher(prompt))
+                    teacher_prompts.append(self.prompts.teacher(prompt))
                 except RowError as err:
                     raise located(source.locator.where(index), err) from None
-            replies = spec.responder(teacher_prompts, split_name, self.renderer)
-        elif not spec.allow_prompt_only and any(r is None for r in replies):
+            replies = self.responder(teacher_prompts, split, datamodule.renderer)
+        elif not self.allow_prompt_only and any(r is None for r in replies):
             index = replies.index(None)
             raise located(source.locator.where(index), RowError(
                 "messages", "has no final assistant reply; add it, or use response_source: "
@@ -279,8 +257,9 @@ class DistillationDataModule(ChatDataModule):
         rows, stats = [], DataStats(rows_read=len(prompts))
         for index, (prompt, reply) in enumerate(zip(prompts, replies, strict=True)):
             try:
-                row = encode_pair(prompt, reply, self.renderer, spec.prompts, self.max_length,
-                                  self.overlong_policy, spec.allow_prompt_only)
+                row = encode_pair(prompt, reply, datamodule.renderer, self.prompts,
+                                  datamodule.max_length, datamodule.overlong_policy,
+                                  self.allow_prompt_only)
             except (RowError, AutotrainError) as err:
                 raise located(source.locator.where(index), err) from None
             status = row.pop("status")
@@ -290,39 +269,13 @@ class DistillationDataModule(ChatDataModule):
                 counter = _STATUS_COUNTERS[status]
                 setattr(stats, counter, getattr(stats, counter) + 1)
         stats.samples = len(rows)
-        report_stats(stats, split_name, source.locator.name, self.max_length, self.overlong_policy)
+        report_stats(stats, split, source.locator.name, datamodule.max_length,
+                     datamodule.overlong_policy)
         check_not_empty(len(rows), source.locator.name)
-        self.stats[split_name] = stats
-        import datasets
-
-        return datasets.Dataset.from_list(rows)
-
-    def _setup_train_and_val(self, mode: str, need_train: bool) -> None:
-        super()._setup_train_and_val(mode, need_train)
-        if self.distill_spec is not None:
-            self.train_dataset = self._index(self.train_dataset, "train")
-            self.val_dataset = self._index(self.val_dataset, "val")
-
-    def setup(self, stage: str | None = None) -> None:
-        super().setup(stage)
-        if self.distill_spec is not None:
-            self.test_dataset = self._index(self.test_dataset, "test")
-
-    def _index(self, dataset, split: str):
-        """Add ``example_id`` and ``cache_key`` columns (once) and record the fingerprint."""
-        if dataset is None or "example_id" in dataset.column_names:
-            return dataset
+        datamodule.stats[split] = stats
+        dataset = datasets.Dataset.from_list(rows)
         fingerprint = dataset_fingerprint(dataset)
-        self.fingerprints[split] = fingerprint
         dataset = dataset.add_column("example_id", list(range(len(dataset))))
-        return dataset.add_column("cache_key", [fingerprint] * len(dataset))
-
-    def _collator(self, mode: str):
-        if self.distill_spec is None:
-            return super()._collator(mode)
-        return DistillationCollator(self.pad_token_id, self.pad_to_multiple_of)
-
-    def split_datasets(self) -> dict[str, Any]:
-        """The encoded distillation splits that exist: ``{"train": ..., "val": ..., "test": ...}``."""
-        splits = {"train": self.train_dataset, "val": self.val_dataset, "test": self.test_dataset}
-        return {name: ds for name, ds in splits.items() if ds is not None}
+        dataset = dataset.add_column("cache_key", [fingerprint] * len(dataset))
+        self.encoded[fingerprint] = dataset
+        return dataset

@@ -10,14 +10,22 @@ from autotrain_pl.errors import AutotrainError
 from autotrain_pl.generation import SamplingConfig
 from autotrain_pl.models import QuantizationOptions
 from autotrain_pl.objectives.distillation.data import DistillationPrompts, check_template
-from autotrain_pl.objectives.distillation.kd import check_kd_loss
 
 RESPONSE_SOURCES = ("dataset", "teacher", "on_policy")
+KD_LOSSES = ("forward_kl", "reverse_kl", "jsd")
 TEACHER_CACHES = ("none", "disk")
 #: k used when ``teacher_cache: disk`` is set without ``kd_top_k``.
 DEFAULT_CACHE_TOP_K = 32
 #: Names of the seed project (``autotrain`` LLM params) accepted in the ``distillation`` mapping.
 SEED_ALIASES = {"distill_temperature": "temperature", "distill_alpha": "alpha"}
+
+
+def check_kd_loss(kd_loss: str, beta: float) -> None:
+    """Validate the KD choice before any model loads."""
+    if kd_loss not in KD_LOSSES:
+        raise AutotrainError(f"model.kd_loss={kd_loss!r} is unknown; use one of {KD_LOSSES}")
+    if isinstance(beta, bool) or not 0.0 <= beta <= 1.0:
+        raise AutotrainError(f"model.beta={beta!r} must lie in [0, 1] (0: forward KL, 1: reverse KL)")
 
 
 @dataclass(frozen=True)

@@ -73,25 +73,26 @@ def _fit(module, batches, callbacks, max_steps=1):
     return trainer
 
 
-def test_manual_mode_step_frequency_equals_one_big_batch():
+def test_step_control_frequency_equals_one_big_batch():
     base = SFTModule("builtin:tiny", learning_rate=1e-2, lr_scheduler="constant", export=False,
                      optimizer="torch.optim.SGD")
-    manual, single = copy.deepcopy(base), copy.deepcopy(base)
+    accumulated, single = copy.deepcopy(base), copy.deepcopy(base)
     batches = make_batches()
-    trainer = _fit(manual, batches, [StepControlCallback(optimizer_step_frequency=3)])
+    trainer = _fit(accumulated, batches, [StepControlCallback(optimizer_step_frequency=3)])
     _fit(single, [pad_and_concat(batches)], [])
     assert trainer.global_step == 1
-    assert_params_close(params_of(manual.model), params_of(single.model))
+    assert_params_close(params_of(accumulated.model), params_of(single.model))
     assert any(not torch.equal(p, q) for p, q in zip(
-        params_of(base.model).values(), params_of(manual.model).values(), strict=True))
+        params_of(base.model).values(), params_of(accumulated.model).values(), strict=True))
     metrics = trainer.callback_metrics
     for name in ("train/loss", "train/grad_norm", "train/lr", "train/skipped_steps"):
         assert name in metrics, name
     assert float(metrics["train/skipped_steps"]) == 0
-    assert not manual.automatic_optimization  # stays manual, so global_step stays readable
+    # Left as found: the module's mode and the trainer's own accumulation setting.
+    assert accumulated.automatic_optimization and trainer.accumulate_grad_batches == 1
 
 
-def test_manual_mode_clips_like_the_client_and_steps_a_partial_window():
+def test_step_control_clips_like_the_client_and_steps_a_partial_window():
     batches = make_batches()
     module = SFTModule("builtin:tiny", learning_rate=1e-2, lr_scheduler="constant", export=False,
                        optimizer="torch.optim.SGD")

@@ -94,11 +94,13 @@ class NaNFirstStep(SFTModule):
     """Returns a NaN loss until the first optimizer step has happened."""
 
     def compute_loss(self, batch):
-        loss, metrics = super().compute_loss(batch)
-        return (loss * float("nan") if self.trainer.global_step == 0 else loss), metrics
+        output = super().compute_loss(batch)
+        if self.trainer.global_step == 0:
+            output.loss_sum = output.loss_sum * float("nan")
+        return output
 
 
-def test_manual_mode_skips_non_finite_step_with_warning():
+def test_objective_skips_non_finite_step_with_warning():
     module = NaNFirstStep("builtin:tiny", export=False, lr_scheduler="constant")
     before = params_of(module.model)
     callback = StepControlCallback(optimizer_step_frequency=2)
@@ -108,7 +110,7 @@ def test_manual_mode_skips_non_finite_step_with_warning():
     with pytest.warns(NonFiniteGradientWarning, match="not finite"):
         trainer.fit(module, DataLoader(make_batches(), batch_size=None))
     assert trainer.global_step == 1  # the skipped step counts
-    assert callback.skipped_steps == 1
+    assert module.step_controller.skipped_steps == 1
     assert float(trainer.callback_metrics["train/skipped_steps"]) == 1.0
     for name, param in params_of(module.model).items():
         assert torch.equal(param, before[name]), name

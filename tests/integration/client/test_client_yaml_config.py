@@ -49,24 +49,26 @@ def logged_columns(root: Path) -> dict[str, dict[int, str]]:
     return {key: {int(row["step"]): row[key] for row in rows if row[key]} for key in rows[0]}
 
 
-def test_composite_loss_terms_logged_automatic_and_manual(tmp_path):
-    auto_dir, manual_dir = tmp_path / "auto", tmp_path / "manual"
-    auto_dir.mkdir(), manual_dir.mkdir()
-    assert run_cli(["fit", "--config", str(write_config(auto_dir, {}, []))]) == 0
+def test_composite_loss_terms_logged_per_step_with_and_without_step_control(tmp_path):
+    plain_dir, controlled_dir = tmp_path / "plain", tmp_path / "controlled"
+    plain_dir.mkdir(), controlled_dir.mkdir()
+    assert run_cli(["fit", "--config", str(write_config(plain_dir, {}, []))]) == 0
     callback = {"class_path": "autotrain_pl.callbacks.StepControlCallback",
                 "init_args": {"optimizer_step_frequency": 2, "gradient_clip_norm": 1.0}}
-    assert run_cli(["fit", "--config", str(write_config(manual_dir, {}, [callback]))]) == 0
+    assert run_cli(["fit", "--config", str(write_config(controlled_dir, {}, [callback]))]) == 0
 
-    auto, manual = logged_columns(auto_dir), logged_columns(manual_dir)
-    for columns in (auto, manual):
+    plain, controlled = logged_columns(plain_dir), logged_columns(controlled_dir)
+    for columns in (plain, controlled):
         for name in ("train/loss_ce", "train/loss_entropy", "train/loss_step", "train/lr",
-                     "train/grad_norm"):
+                     "train/grad_norm", "train/ppl"):
             assert columns.get(name), name
-    assert len(set(auto["train/loss_step"].values())) == 3  # one per optimizer step
-    # Manual mode: Lightning's logger step counts batches; 6 batches, 3 optimizer steps.
-    assert len(set(manual["train/loss_step"].values())) == 3
-    assert len(manual["train/loss_ce"]) == 6  # terms are logged per micro-batch
-    assert float(manual["train/skipped_steps"][max(manual["train/skipped_steps"])]) == 0.0
+        # One row per optimizer step (3), even with 2 micro-batches per step: terms are the
+        # step's means per trained token, like the loss, whose value they add up to.
+        assert len(columns["train/loss_step"]) == 3 and len(columns["train/loss_ce"]) == 3
+        for step, loss in columns["train/loss_step"].items():
+            ce, entropy = (float(columns[f"train/loss_{t}"][step]) for t in ("ce", "entropy"))
+            assert abs(float(loss) - (ce - 0.01 * entropy)) < 1e-4
+    assert float(controlled["train/skipped_steps"][max(controlled["train/skipped_steps"])]) == 0
 
 
 def test_forbidden_trainer_settings_name_the_replacement(tmp_path, capsys):

@@ -170,7 +170,7 @@ def test_ddp_ranks_get_disjoint_equal_token_budget_batches(tokenizer):
             max_length=256,
             max_tokens_per_batch=1024,
         )
-        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank, lightning_module=None)
         dm.setup("fit")
         loader = dm.train_dataloader()
         shards.append([b["input_ids"].shape for b in loader])

@@ -48,6 +48,38 @@ def test_create_completer_uses_the_exports_renderer(tmp_path):
     assert completer.renderer.name == "chatml"
 
 
+def test_create_completer_adds_the_formats_tokens_and_grows_the_embeddings(tmp_path):
+    """A plain HF model whose tokenizer lacks ChatML's tokens: the factory adds them to the
+    tokenizer, the renderer uses them and the model gets embedding rows for them."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    backend.train_from_iterator(["hello there, how are you? I am fine."] * 20, trainer=trainer)
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>",
+                                                     eos_token="</s>")
+    config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32,
+                                      intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert "<|im_end|>" not in tokenizer.get_vocab()
+
+    completer = create_completer(str(tmp_path), chat_format="chatml", device="cpu")
+    vocab = completer.tokenizer.get_vocab()
+    assert "<|im_start|>" in vocab and "<|im_end|>" in vocab
+    assert completer.renderer.stop_token_ids() == [vocab["<|im_end|>"]]
+    rows = completer.model.get_input_embeddings().weight.shape[0]
+    assert rows == len(completer.tokenizer) > len(tokenizer)
+    reply = completer([Message("user", "hello")], SamplingConfig(max_new_tokens=3, temperature=0))
+    assert reply.role == "assistant"
+
+
 def test_generate_command_reads_piped_stdin():
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(

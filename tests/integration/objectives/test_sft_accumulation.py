@@ -60,17 +60,45 @@ def test_accumulated_update_equals_one_big_batch():
     assert moved > 0  # the step really changed the weights
 
 
-def test_step_loss_is_weighted_token_mean():
-    """The logged step loss is sum(w * nll) / sum(w) over the whole step, by hand."""
-    module = SFTModule("builtin:tiny", export=False)
-    batch = pad_and_concat(make_batches())
-    loss_sum, _ = module.compute_loss(batch)
+class StepLoss(L.Callback):
+    """The step loss as logged: ``train/loss_step`` after each optimizer step."""
+
+    def __init__(self):
+        self.values = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step > len(self.values):
+            self.values.append(float(trainer.callback_metrics["train/loss_step"]))
+
+
+def test_logged_step_loss_is_the_weighted_token_mean_of_the_whole_step():
+    """The logged ``train/loss`` of an accumulated step is sum(w * nll) / sum(w) over all its
+    micro-batches, computed by hand from the weights before the update."""
+    torch.manual_seed(0)
+    module = SFTModule("builtin:tiny", export=False, lr_scheduler="constant")
+    batches = make_batches()
+    total, units = 0.0, 0.0
     with torch.no_grad():
-        logits = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    nll = torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]), batch["input_ids"][:, 1:].reshape(-1),
-        reduction="none",
-    )
-    weights = (batch["loss_weights"][:, 1:] * batch["attention_mask"][:, 1:]).reshape(-1)
-    torch.testing.assert_close(loss_sum, (nll * weights).sum(), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(module.loss_units(batch), weights.sum())
+        for batch in batches:
+            logits = module.model(input_ids=batch["input_ids"],
+                                  attention_mask=batch["attention_mask"]).logits
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                batch["input_ids"][:, 1:].reshape(-1), reduction="none")
+            weights = (batch["loss_weights"][:, 1:] * batch["attention_mask"][:, 1:]).reshape(-1)
+            total += float((nll * weights).sum())
+            units += float(weights.sum())
+        means = [mean_of(module, b) for b in batches]  # what per-micro-batch averaging gives
+    step_loss = StepLoss()
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=len(batches),
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[step_loss])
+    trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None, shuffle=False))
+    assert len(step_loss.values) == 1
+    assert abs(step_loss.values[0] - total / units) < 1e-4
+    assert abs(step_loss.values[0] - sum(means) / len(means)) > 1e-3
+
+
+def mean_of(module, batch) -> float:
+    output = module.compute_loss(batch)
+    return float(output.loss_sum / output.units)

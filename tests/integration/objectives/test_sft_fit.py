@@ -31,9 +31,9 @@ def eval_loss(module: SFTModule, datamodule: ChatDataModule) -> float:
     module.eval()
     with torch.no_grad():
         for batch in loader:
-            loss_sum, _ = module.compute_loss(batch)
-            total += float(loss_sum)
-            units += float(module.loss_units(batch))
+            output = module.compute_loss(batch)
+            total += float(output.loss_sum)
+            units += float(output.units)
     module.train()
     return total / units
 

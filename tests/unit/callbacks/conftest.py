@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
+import autotrain_pl.models
 from autotrain_pl.callbacks import periodic_eval
 from autotrain_pl.evaluation.generation import GenerationScores
 
 
 class FakeObjective(LightningModule):
-    """Has the ``model``/``tokenizer``/``renderer`` attributes the callbacks read."""
+    """Has what the callbacks read of an objective (``training.PolicyHolder``)."""
+
+    model_name_or_path = "fake"
 
     def __init__(self) -> None:
         super().__init__()
         self.model = torch.nn.Linear(2, 1)
         self.tokenizer = object()
         self.renderer = object()
+
+    def export(self, out_dir) -> Path:
+        """As objectives do, through ``models.export_model`` (tests that export replace it)."""
+        return autotrain_pl.models.export_model(self.model, self.tokenizer, out_dir)
 
     def training_step(self, batch, batch_idx):
         loss = self.model(batch[0]).pow(2).mean()

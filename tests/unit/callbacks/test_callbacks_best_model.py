@@ -4,10 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import autotrain_pl.models
 from autotrain_pl.callbacks import BestModelCallback, PeriodicEvalCallback
 from autotrain_pl.errors import AutotrainError
+
+WEIGHTS = "weights.pt"
 
 
 @pytest.fixture
@@ -17,6 +20,7 @@ def exports(monkeypatch):
     def fake_export(model, tokenizer, out_dir, **kwargs):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), out / WEIGHTS)  # what a real export would write
         calls.append({"out": out, **kwargs})
         return out
 
@@ -63,11 +67,44 @@ def test_final_evaluation_can_be_the_best(tmp_path, fakes, scripted, exports):
     assert record["value"] == pytest.approx(0.9) and record["step"] == 3
 
 
+def scripted_val_loss(base: type, losses: list[float]):
+    """A ``base`` objective that logs ``val/loss`` from ``losses``, one value per validation
+    run, and keeps the weights each run scored, keyed by the global step."""
+
+    class ScriptedValLoss(base):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scored: dict[int, dict[str, torch.Tensor]] = {}
+
+        def on_validation_epoch_start(self) -> None:
+            self.scored[self.global_step] = {k: v.detach().clone()
+                                             for k, v in self.model.state_dict().items()}
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", losses[len(self.scored) - 1])
+
+    return ScriptedValLoss()
+
+
 def test_monitors_val_loss_and_restores_state(tmp_path, fakes, exports):
+    # Validations at steps 2, 4, 6 score 0.5, 0.2, 0.2: step 4 is the best, and the tie at
+    # step 6 is no strict improvement, so the export keeps the weights of step 4.
+    objective = scripted_val_loss(fakes.objective, [0.5, 0.2, 0.2])
     best = BestModelCallback()
     trainer = fakes.trainer(tmp_path, [best], max_steps=6, val_check_interval=2)
-    trainer.fit(fakes.objective(), datamodule=fakes.data())
-    assert best.best_value is not None and best.best_step in (2, 4, 6)
+    trainer.fit(objective, datamodule=fakes.data())
+    assert sorted(objective.scored) == [2, 4, 6]
+    assert best.best_step == 4 and best.best_value == pytest.approx(0.2)
+    assert len(exports) == 2  # 0.5 at step 2, 0.2 at step 4; not the tie at step 6
+    record = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert (record["monitor"], record["mode"], record["step"]) == ("val/loss", "min", 4)
+    assert record["value"] == pytest.approx(0.2)
+    saved = torch.load(tmp_path / "best" / WEIGHTS)
+    assert saved.keys() == objective.scored[4].keys()
+    for name, weights in objective.scored[4].items():
+        assert torch.equal(saved[name], weights)
+    # The weights moved after step 4, so the check above tells step 4 from step 6.
+    assert not torch.equal(objective.scored[4]["weight"], objective.scored[6]["weight"])
     restored = BestModelCallback()
     restored.load_state_dict(best.state_dict())
     assert (restored.best_value, restored.best_step) == (best.best_value, best.best_step)

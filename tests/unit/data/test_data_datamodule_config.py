@@ -6,6 +6,8 @@ import pytest
 
 from autotrain_pl.data import ChatDataModule
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.models import load_tokenizer
+from autotrain_pl.rendering.chatml import ChatMLRenderer
 
 DATA = "synthetic:arithmetic?n=20"
 
@@ -49,6 +51,40 @@ def test_kind_is_detected_without_a_tokenizer():
     assert ChatDataModule("synthetic:preference?n=4").kind == "preference"
 
 
+SAMPLE = "<|im_start|>user\nWhat is 12 + 34?<|im_end|>\n"
+
+
 def test_tokenizer_reference_resolves_through_load_tokenizer():
+    reference = load_tokenizer("builtin:tiny")
     dm = ChatDataModule(DATA, tokenizer="builtin:tiny", chat_format="chatml")
-    assert len(dm.tokenizer) >= dm.renderer.token_id("<|im_end|>")
+    tokenizer = dm.tokenizer
+    assert type(tokenizer) is type(reference)
+    assert tokenizer.get_vocab() == reference.get_vocab()
+    assert tokenizer.encode(SAMPLE, add_special_tokens=False) == reference.encode(
+        SAMPLE, add_special_tokens=False)
+    assert dm.renderer.tokenizer is tokenizer
+
+
+def test_chat_format_special_tokens_are_single_tokens():
+    dm = ChatDataModule(DATA, tokenizer="builtin:tiny", chat_format="chatml")
+    ids = []
+    for token in ChatMLRenderer.required_special_tokens():
+        token_id = dm.tokenizer.convert_tokens_to_ids(token)
+        assert token_id != dm.tokenizer.unk_token_id
+        assert dm.tokenizer.encode(token, add_special_tokens=False) == [token_id]
+        assert dm.renderer.token_id(token) == token_id
+        ids.append(token_id)
+    assert len(set(ids)) == len(ids)
+    # Inside text the markers stay whole: the sample starts and ends with them.
+    encoded = dm.tokenizer.encode(SAMPLE, add_special_tokens=False)
+    start, end = (dm.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>"))
+    assert encoded[0] == start and encoded[-2] == end and encoded.count(end) == 1
+
+
+def test_a_tokenizer_object_is_used_as_is():
+    mine = load_tokenizer("builtin:tiny")
+    dm = ChatDataModule(DATA, tokenizer=mine, chat_format="chatml")
+    assert dm.tokenizer is mine and dm.renderer.tokenizer is mine
+    other = load_tokenizer("builtin:tiny")
+    dm.tokenizer = other  # handing one over later replaces the tokenizer and its renderer
+    assert dm.tokenizer is other and dm.renderer.tokenizer is other

@@ -15,7 +15,7 @@ from autotrain_pl.evaluation.metrics import (
     get_metric,
     register_metric,
 )
-from autotrain_pl.evaluation.metrics.registry import _REGISTRY
+from autotrain_pl.evaluation.metrics.registry import METRICS
 
 BUILTIN_NAMES = {
     "perplexity", "bleu", "sacrebleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "chrf",
@@ -28,9 +28,15 @@ def test_all_builtin_names_are_registered():
 
 
 def test_unknown_name_lists_known_names():
-    with pytest.raises(AutotrainError, match="unknown metric 'blue'") as error:
+    with pytest.raises(AutotrainError, match="metric 'blue' is not known") as error:
         get_metric("blue")
     assert "bleu" in str(error.value) and "rougeLsum" in str(error.value)
+    assert "my_pkg.metrics.MyMetric" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_names_are_case_insensitive():
+    assert type(get_metric("ROUGEl").metric) is type(get_metric("rougeL").metric)
+    assert "rougeL" in available_metrics() and "rougel" not in available_metrics()
 
 
 def test_bad_arguments_are_user_errors():
@@ -135,7 +141,7 @@ def test_register_metric_decorator():
         metric.update(["x"], ["x"])
         assert metric.compute() == {"test_always_one": 1.0}
     finally:
-        _REGISTRY.pop("test_always_one")
+        METRICS.unregister("test_always_one")
     with pytest.raises(AutotrainError, match="contain no"):
         register_metric("has.dot")
 

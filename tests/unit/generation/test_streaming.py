@@ -2,6 +2,7 @@ import time
 
 import pytest
 
+from autotrain_pl.errors import AutotrainError
 from autotrain_pl.generation import (
     MessageCompleter,
     SamplingConfig,
@@ -97,6 +98,13 @@ def test_stream_messages_returns_the_parsed_reply(model, tokenizer, renderer, fo
             reply = done.value
     assert "".join(chunks) == "Hello you"
     assert reply == Message("assistant", "Hello you")
+
+
+def test_streaming_several_sequences_is_refused_at_the_call(tokenizer, completer):
+    with pytest.raises(AutotrainError, match="one sequence"):
+        completer.stream_tokens(encode(tokenizer, "x"), SamplingConfig(num_return_sequences=2))
+    with pytest.raises(AutotrainError, match="one sequence"):
+        stream_tokens(completer, encode(tokenizer, "x"), SamplingConfig(num_beams=2))
 
 
 def test_holdback_never_shows_part_of_a_stop_string():

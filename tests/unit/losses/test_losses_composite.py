@@ -100,3 +100,52 @@ def test_constructible_with_jsonargparse():
         ("ce", 1.0, {}),
         ("kl", 0.1, {"temperature": 2.0}),
     ]
+
+
+def _user_loss(inputs: LossInputs) -> torch.Tensor:
+    """A user's loss given by import path; it declares no needs."""
+    return get_loss("ce")(inputs)
+
+
+def test_needs_is_the_union_over_terms():
+    assert CompositeLoss({"ce": 1.0, "entropy": -0.01}).needs == frozenset()
+    assert CompositeLoss({"ce": 1.0, "kl": 0.1}).needs == {"teacher"}
+    composite = CompositeLoss(
+        [
+            {"name": "ce"},
+            {"name": "ppo", "weight": 1.0},
+            {"name": "ref_kl", "weight": 0.04},
+            {"name": "jsd", "weight": 0.5, "label": "jsd_half"},
+        ]
+    )
+    assert composite.needs == {"teacher", "advantages", "old_logprobs", "reference"}
+    assert isinstance(composite.needs, frozenset)
+
+
+def test_terms_needing_lists_labels_in_term_order():
+    composite = CompositeLoss(
+        [
+            {"name": "reverse_kl", "label": "rkl"},
+            {"name": "ce"},
+            {"name": "importance_sampling", "label": "is"},
+            {"name": "kl", "weight": 0.1},
+        ]
+    )
+    assert composite.terms_needing({"teacher"}) == ["rkl", "kl"]
+    assert composite.terms_needing({"advantages", "reference"}) == ["is"]
+    assert composite.terms_needing({"old_logprobs"}) == []  # importance_sampling: optional
+    assert composite.terms_needing(set()) == []
+    cannot_feed = {"teacher", "advantages", "old_logprobs", "reference"}
+    assert CompositeLoss({"ce": 1.0, "focal": 0.5}).terms_needing(cannot_feed) == []
+    with pytest.raises(ValueError, match="teacher_logits"):
+        composite.terms_needing({"teacher_logits"})
+
+
+def test_callables_and_user_import_paths_need_nothing():
+    composite = CompositeLoss(
+        [{"name": f"{__name__}._user_loss", "label": "user"}, {"name": "ce"}]
+    )
+    assert composite.needs == frozenset()
+    assert composite.terms_needing({"teacher", "advantages"}) == []
+    # an import path to a registered loss is that loss, with its needs
+    assert CompositeLoss({"autotrain_pl.losses.registry.kl": 1.0}).needs == {"teacher"}

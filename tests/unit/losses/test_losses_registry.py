@@ -86,6 +86,7 @@ def test_topk_teacher_dispatch(inputs):
         logits=inputs.logits,
         labels=inputs.labels,
         loss_weights=inputs.loss_weights,
+        normalizer=None,  # this batch's own total weight, the functions' default
         teacher_topk_values=values,
         teacher_topk_indices=indices,
     )
@@ -125,18 +126,54 @@ def test_unknown_and_pair_level_names():
         get_loss("bradley_terry")
 
 
-def test_register_custom_loss(monkeypatch, inputs):
-    monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
-
+def test_register_custom_loss(inputs):
     @register_loss("double_ce", "ce2")
     def double_ce(loss_inputs: LossInputs, *, factor: float = 2.0) -> torch.Tensor:
         return factor * get_loss("ce")(loss_inputs)
 
-    assert get_loss("ce2") is double_ce
-    assert "double_ce" in available_losses()
-    assert double_ce(inputs).item() == pytest.approx(2 * get_loss("ce")(inputs).item())
-    with pytest.raises(AutotrainError, match="already registered"):
-        register_loss("ce")(double_ce)
+    try:
+        assert get_loss("ce2") is double_ce
+        assert "double_ce" in available_losses()
+        assert double_ce(inputs).item() == pytest.approx(2 * get_loss("ce")(inputs).item())
+        with pytest.raises(AutotrainError, match="already registered"):
+            register_loss("ce")(double_ce)
+        with pytest.raises(AutotrainError, match="needs="):
+            register_loss("bad_needs", needs=("teacher_logits",))
+        with pytest.raises(AutotrainError, match="contain no dot"):
+            register_loss("my.loss")
+    finally:
+        registry_module.LOSSES.unregister("double_ce")
+        registry_module.LOSSES.unregister("ce2")
+    assert "ce2" not in available_losses()
+
+
+def test_needs_of_builtin_losses():
+    needs = {name: registry_module.loss_needs(name) for name in available_losses()}
+    for name in ("kl", "forward_kl", "reverse_kl", "jsd"):
+        assert needs[name] == {"teacher"}, name
+    assert needs["importance_sampling"] == {"advantages"}
+    assert needs["ppo"] == {"old_logprobs", "advantages"}
+    assert needs["ref_kl"] == {"reference"}
+    for name in ("ce", "cross_entropy", "focal", "entropy"):
+        assert needs[name] == frozenset(), name
+    assert registry_module.loss_needs("autotrain_pl.losses.registry.jsd") == {"teacher"}
+    assert registry_module.loss_needs(weighted_cross_entropy) == frozenset()
+
+
+def test_default_normalizer_is_the_sum(inputs):
+    """Objectives pass normalizer=1 and divide by the step's units; 1 is also the default."""
+    x, y, w = inputs.logits, inputs.labels, inputs.loss_weights
+    default = LossInputs(x, y, w, teacher_logits=inputs.teacher_logits)
+    assert default.normalizer == 1.0
+    for name in ("ce", "kl"):
+        summed = get_loss(name)(default)
+        explicit = get_loss(name)(LossInputs(x, y, w, 1.0, teacher_logits=inputs.teacher_logits))
+        mean = get_loss(name)(LossInputs(x, y, w, None, teacher_logits=inputs.teacher_logits))
+        assert summed.item() == explicit.item()
+        assert summed.item() == pytest.approx(mean.item() * w.sum().item(), rel=1e-12)
+    assert get_loss("ce")(default).item() == pytest.approx(
+        weighted_cross_entropy(x, y, w, normalizer=1).item(), rel=1e-12
+    )
 
 
 def test_every_loss_handles_a_microbatch_without_trained_tokens(inputs):

@@ -9,6 +9,7 @@ from autotrain_pl.models import (
     load_model,
     load_tokenizer,
     materialize_builtin,
+    prepare_for_training,
     resolve_model_ref,
 )
 
@@ -64,9 +65,15 @@ def test_offline_hub_id_fails_with_one_line():
         load_model("some-org/some-model-that-is-not-cached")
 
 
-def test_quantization_without_lora_is_refused():
+def test_quantized_models_load_frozen_and_train_only_with_lora():
+    """Loading and preparing for training are separate: a frozen model (a teacher, a reference)
+    loads quantized as is, while training a quantized base needs a LoRA adapter."""
+    frozen = load_model("builtin:tiny", quantization={"bits": 4})
+    assert frozen.is_loaded_in_4bit
     with pytest.raises(AutotrainError, match="QLoRA"):
-        load_model("builtin:tiny", quantization={"bits": 4})
+        prepare_for_training(frozen)
+    trainable = prepare_for_training(frozen, lora={"r": 4, "alpha": 8})
+    assert any(p.requires_grad for p in trainable.parameters())
 
 
 def test_lora_all_linear_trains_only_adapters():

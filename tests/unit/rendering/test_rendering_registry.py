@@ -19,7 +19,7 @@ from autotrain_pl.rendering import (
     register_renderer,
     renderer_class,
 )
-from autotrain_pl.rendering.registry import _REGISTRY
+from autotrain_pl.rendering.registry import CHAT_FORMATS
 
 BUILTIN = ["alpaca", "auto", "chatml", "llama2", "llama3", "mistral", "native", "vicuna", "zephyr"]
 
@@ -88,7 +88,8 @@ def test_register_renderer():
         with pytest.raises(AutotrainError, match="contain no dot"):
             register_renderer("a.b")
     finally:
-        _REGISTRY.pop("test-shout", None)
+        CHAT_FORMATS.unregister("test-shout")
+    assert "test-shout" not in available_formats()
 
 
 def test_every_renderer_class_is_exported():

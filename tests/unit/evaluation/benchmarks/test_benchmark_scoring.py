@@ -73,13 +73,12 @@ def test_bad_arguments_are_user_errors(tiny):
 
 
 def test_models_without_a_plain_head_use_their_own_logits(tiny, monkeypatch):
-    from autotrain_pl.evaluation.benchmarks import scoring
-
     model, tokenizer = tiny
     encoded = [encode_question(tokenizer, ctx, conts) for ctx, conts in QUESTIONS]
     plain = LoglikelihoodScorer(model, batch_size=2).score(encoded)
-    # What softcapped or scaled heads (Gemma 2, Cohere) get: the model's own logits.
-    monkeypatch.setattr(scoring, "_decoder_and_head", lambda model: (None, None))
+    # What scaled or softcapped heads (Cohere, Gemma 2) get: the model's own logits. A scale of
+    # 1 marks the head as not plain while Llama's own forward gives the same logits.
+    monkeypatch.setattr(model.config, "logit_scale", 1.0, raising=False)
     for method in ("shared_context", "batched"):
         scorer = LoglikelihoodScorer(model, batch_size=2, method=method)
         assert scorer.decoder is None

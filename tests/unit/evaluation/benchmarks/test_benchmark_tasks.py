@@ -27,6 +27,31 @@ def test_registry_names_and_errors():
         get_benchmark("gsm8k")
     with pytest.raises(AutotrainError, match="num_fewshot=0"):
         get_benchmark("truthfulqa_mc2").check_num_fewshot(5)
+    assert type(get_benchmark(" ARC-Easy ")).__name__ == "ARCEasy"
+    with pytest.raises(AutotrainError, match="benchmark 'gsm8k' is not known"):
+        get_benchmark("gsm8k")
+
+
+def test_benchmarks_by_import_path_and_registration():
+    from autotrain_pl.evaluation.benchmarks import ARCEasy
+    from autotrain_pl.evaluation.benchmarks.registry import BENCHMARKS, register_benchmark
+
+    bench = get_benchmark("autotrain_pl.evaluation.benchmarks.arc.ARCEasy", fewshot_seed=7)
+    assert type(bench) is ARCEasy
+    with pytest.raises(AutotrainError, match="not a Benchmark subclass"):
+        get_benchmark("autotrain_pl.evaluation.benchmarks.base.MultipleChoiceDoc")
+
+    @register_benchmark("test_easy_copy")
+    class EasyCopy(ARCEasy):
+        name = "test_easy_copy"
+
+    try:
+        assert "test_easy_copy" in available_benchmarks()
+        assert type(get_benchmark("test_easy_copy")) is EasyCopy
+        with pytest.raises(AutotrainError, match="already registered"):
+            register_benchmark("mmlu")(EasyCopy)
+    finally:
+        BENCHMARKS.unregister("test_easy_copy")
 
 
 def test_mmlu_prompt_matches_the_harness_template():

@@ -6,18 +6,17 @@ from pathlib import Path
 import pytest
 
 from autotrain_pl.cli import _build_cli_class, run_cli
-from autotrain_pl.objectives import DistillationModule
 
-CONFIGS = Path(__file__).parents[3] / "configs"
+CONFIGS = Path(__file__).parents[4] / "configs"
 SWITCH = ["--model.init_args.use_distillation", "true",
           "--model.init_args.teacher_model", "builtin:tiny",
           "--model.init_args.distillation", "{temperature: 2.0, kd_loss: jsd, beta: 0.5}"]
 
 
-def test_use_distillation_on_the_sft_config_builds_a_distillation_module(tmp_path):
+def test_use_distillation_on_the_sft_config_distils(tmp_path):
     cli = _build_cli_class()(args=["--config", str(CONFIGS / "sft.yaml"), *SWITCH,
                                    "--trainer.default_root_dir", str(tmp_path)], run=False)
-    assert type(cli.model) is DistillationModule
+    assert cli.model.distiller is not None and cli.model.teacher.ref == "builtin:tiny"
     assert cli.model.distill.temperature == 2.0 and cli.model.distill.kd_loss == "jsd"
     assert cli.model.hparams.lora is not None  # the SFT config's student options still apply
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from autotrain_pl.losses import selective_log_softmax
-from autotrain_pl.objectives.final_layer import trimmed_last_layer
+from autotrain_pl.training.final_layer import trimmed_last_layer
 
 
 @dataclass
@@ -84,10 +84,17 @@ def causal_lm_parts(model) -> tuple[torch.nn.Module, torch.nn.Module]:
     return model.base_model, model.get_output_embeddings()
 
 
-def _head_is_plain(model) -> bool:
-    """False for architectures that post-process logits (softcapping, scaling)."""
-    config = getattr(model, "config", None)
-    return not (getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None))
+def plain_lm_parts(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """``causal_lm_parts`` when logits are a plain projection of the last hidden state; None for
+    architectures that post-process them (softcapping, scaling): use the model's own logits."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+        return None
+    decoder, head = causal_lm_parts(model)
+    if decoder is None or head is None or decoder is base:
+        return None
+    return decoder, head
 
 
 def decoder_inputs(batch: Mapping[str, Tensor], ids_key: str = "input_ids",
@@ -127,8 +134,9 @@ def forward_trained_logits(model, batch: Mapping[str, Tensor], selection: TokenS
     if selection is None:
         selection = select_trained_tokens(batch, weights_key, ids_key, mask_key)
     inputs = _through_last_trained_position(decoder_inputs(batch, ids_key, mask_key), selection)
-    if _head_is_plain(model.get_base_model() if hasattr(model, "get_base_model") else model):
-        decoder, head = causal_lm_parts(model)
+    parts = plain_lm_parts(model)
+    if parts is not None:
+        decoder, head = parts
         with trimmed_last_layer(decoder, selection.rows, selection.positions):
             hidden = decoder(**inputs, use_cache=False).last_hidden_state
         return head(hidden[selection.rows, selection.positions]), selection
@@ -143,3 +151,12 @@ def forward_logprobs(model, batch: Mapping[str, Tensor], temperature: float = 1.
     if temperature != 1.0:
         logits = logits / temperature
     return selective_log_softmax(logits, selection.labels), selection
+
+
+def count_real_tokens(batch: Mapping[str, Tensor], ids_key: str = "input_ids",
+                      mask_key: str = "attention_mask") -> int:
+    """Non-padding tokens of a batch; packed rows (4-D block masks) count every position."""
+    mask = batch.get(mask_key)
+    if mask is not None and mask.dim() == 2:
+        return int(mask.sum())
+    return batch[ids_key].numel()

@@ -8,15 +8,14 @@ from autotrain_pl.errors import AutotrainError
 from autotrain_pl.models import load_tokenizer
 from autotrain_pl.objectives.distillation import (
     DistillationCollator,
-    DistillationDataModule,
-    DistillationDataSpec,
+    DistillationEncoding,
     DistillationPrompts,
     apply_prompt,
     encode_pair,
 )
 from autotrain_pl.objectives.distillation.on_policy import response_tokens, with_responses
-from autotrain_pl.objectives.tokens import select_trained_tokens
 from autotrain_pl.rendering import Message, get_renderer
+from autotrain_pl.training import select_trained_tokens
 
 PROMPTS = DistillationPrompts(
     teacher_template="You are a meticulous tutor. Think about the digits first.\n\n{input}",
@@ -83,24 +82,36 @@ def test_on_policy_batch_keeps_alignment(renderer):
     assert sampled["on_policy"] and sampled["has_response"].all()
 
 
-def test_datamodule_upgrade_encodes_pairs(tmp_path):
+def test_chat_data_module_encodes_pairs_with_the_encoding(tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"What is {i} + 1?"},
                           {"role": "assistant", "content": str(i + 1)}]} for i in range(6)]
     write_jsonl(rows, tmp_path / "d.jsonl")
     data = ChatDataModule(str(tmp_path / "d.jsonl"), tokenizer="builtin:tiny", batch_size=3)
-    upgraded = DistillationDataModule.adopt(data)
-    assert upgraded is data and isinstance(data, DistillationDataModule)
-    data.attach_distillation(DistillationDataSpec(PROMPTS))
+    encoding = DistillationEncoding(PROMPTS)
+    data.use_encoding(encoding)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     assert batch["teacher_input_ids"].shape[1] > batch["input_ids"].shape[1]
-    assert batch["cache_key"] == data.fingerprints["train"]
+    assert list(encoding.encoded) == [batch["cache_key"]]
     assert sorted(data.train_dataset["example_id"]) == list(range(6))
+    data.use_encoding(DistillationEncoding(PROMPTS))  # an equal encoding keeps the data
+    assert data.train_dataset is not None
+    data.use_encoding(None)  # back to plain SFT rows
+    data.setup("fit")
+    assert "teacher_input_ids" not in next(iter(data.train_dataloader()))
 
 
 def test_rows_without_reply_need_a_response_source(tmp_path):
     write_jsonl([{"messages": [{"role": "user", "content": "Hi"}]}], tmp_path / "p.jsonl")
     data = ChatDataModule(str(tmp_path / "p.jsonl"), tokenizer="builtin:tiny")
-    DistillationDataModule.adopt(data).attach_distillation(DistillationDataSpec(PROMPTS))
+    data.use_encoding(DistillationEncoding(PROMPTS))
     with pytest.raises(AutotrainError, match="response_source"):
         data.setup("fit")
+
+
+def test_packing_is_refused(tmp_path):
+    write_jsonl([{"messages": [{"role": "user", "content": "Hi"},
+                               {"role": "assistant", "content": "Yo"}]}], tmp_path / "p.jsonl")
+    data = ChatDataModule(str(tmp_path / "p.jsonl"), tokenizer="builtin:tiny", packing=True)
+    with pytest.raises(AutotrainError, match="packing=true does not work with Distillation"):
+        data.use_encoding(DistillationEncoding(PROMPTS))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Iterable
 
 import torch
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.importing import import_object
 
 SCHEDULES = ("constant", "linear", "cosine")
 _BNB_OPTIMIZERS = {
@@ -31,11 +31,7 @@ def resolve_optimizer_class(name: str, accelerator: str) -> type[torch.optim.Opt
         import bitsandbytes as bnb
 
         return getattr(bnb.optim, _BNB_OPTIMIZERS[name])
-    module_name, _, class_name = name.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name) if module_name else None
-    except (ImportError, AttributeError):
-        cls = None
+    cls = import_object(name, "optimizer") if "." in name else None
     if cls is None or not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         known = ", ".join(["adamw", *_BNB_OPTIMIZERS])
         raise AutotrainError(

@@ -87,14 +87,14 @@ def test_logit_cache_means_no_teacher_forward_after_epoch_one(wrap_teacher, tmp_
     data = fit(module, wrap_teacher.answers, export, tmp_path / "a", max_epochs=3,
                callbacks=[epochs])
     assert epochs.per_epoch[0] == len(data.train_dataloader()) and epochs.per_epoch[1:] == [0, 0]
-    (cache,) = module.logit_caches.values()
-    assert cache.complete and cache.top_k == 32
+    (cache,) = module.distiller.logit_caches.values()
+    assert cache.complete and cache.columns["values"][1] == 32
 
     # Cached top-k equals the live top-k: the same loss either way.
     batch = next(iter(data.train_dataloader()))
-    cached_loss, _ = module.compute_loss(batch)
-    module.logit_caches = {}
-    live_loss, _ = module.compute_loss(batch)
+    cached_loss = module.compute_loss(batch).loss_sum
+    module.distiller.logit_caches = {}
+    live_loss = module.compute_loss(batch).loss_sum
     torch.testing.assert_close(cached_loss, live_loss, rtol=1e-5, atol=1e-5)
 
     # A new run over the same data and teacher never even loads the teacher.

@@ -11,8 +11,8 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from autotrain_pl.objectives.final_layer import last_layer, trimmed_last_layer
-from autotrain_pl.objectives.tokens import causal_lm_parts, forward_trained_logits
+from autotrain_pl.training.final_layer import last_layer, trimmed_last_layer
+from autotrain_pl.training.tokens import causal_lm_parts, forward_trained_logits
 
 SIZES = dict(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
