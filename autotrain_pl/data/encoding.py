@@ -30,7 +30,13 @@ import datasets
 
 from autotrain_pl.data.formats import Record, RowFormat, TextDocument, to_record
 from autotrain_pl.data.sources import LoadedSource, RowLocator
-from autotrain_pl.data.validation import RowError, check_not_empty, located, require_assistant
+from autotrain_pl.data.validation import (
+    RowError,
+    check_not_empty,
+    located,
+    option_name,
+    require_assistant,
+)
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import Conversation, Preference, TrainOnWhat
 
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 OVERLONG_POLICIES = ("truncate", "drop")
 MODES = ("sft", "preference", "generate")
 _KEEP = ("ok", "truncated")
+#: Status of an over-long sample dropped under ``drop`` that ``truncate`` would have kept.
+_DROPPED_TRUNCATABLE = "dropped_overlong_truncatable"
 #: Metadata keys that hold the expected answer of a prompt, in order of preference.
 REFERENCE_KEYS = ("reference", "answer", "solution", "target")
 
@@ -52,6 +60,8 @@ class DataStats:
     truncated_overlong: int = 0
     dropped_overlong: int = 0
     dropped_truncated_untrainable: int = 0
+    #: Of ``dropped_overlong``: samples that ``truncate`` would have kept with trained tokens.
+    overlong_truncatable: int = 0
     dropped_empty: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -61,7 +71,8 @@ class DataStats:
 def check_overlong_policy(policy: str) -> None:
     if policy not in OVERLONG_POLICIES:
         raise AutotrainError(
-            f"overlong_policy={policy!r} is unknown; use one of: {', '.join(OVERLONG_POLICIES)}"
+            f"{option_name('overlong_policy')}={policy!r} is unknown; use one of: "
+            f"{', '.join(OVERLONG_POLICIES)}"
         )
 
 
@@ -76,7 +87,8 @@ def _sft(ids: list[int], weights: list[float], max_length: int, policy: str) -> 
         status = "dropped_empty"
     elif len(ids) > max_length:
         if policy == "drop":
-            status = "dropped_overlong"
+            truncatable = _trained(weights[:max_length])
+            status = _DROPPED_TRUNCATABLE if truncatable else "dropped_overlong"
         else:
             ids, weights = ids[:max_length], weights[:max_length]
             status = "truncated" if _trained(weights) else "dropped_truncated_untrainable"
@@ -125,12 +137,14 @@ def encode_preference(record: Record, renderer, max_length: int, policy: str) ->
     if not (any(chosen.loss_weights) and any(rejected.loss_weights)):
         status = "dropped_empty"
     elif max(len(chosen), len(rejected)) > room:
+        kept = max(room, 0)
         if policy == "drop":
-            status = "dropped_overlong"
+            truncatable = any(chosen.loss_weights[:kept]) and any(rejected.loss_weights[:kept])
+            status = _DROPPED_TRUNCATABLE if truncatable else "dropped_overlong"
         else:
             for key in ("chosen", "rejected"):
-                out[f"{key}_ids"] = out[f"{key}_ids"][: max(room, 0)]
-                out[f"{key}_weights"] = out[f"{key}_weights"][: max(room, 0)]
+                out[f"{key}_ids"] = out[f"{key}_ids"][:kept]
+                out[f"{key}_weights"] = out[f"{key}_weights"][:kept]
             trained = any(out["chosen_weights"]) and any(out["rejected_weights"])
             status = "truncated" if trained else "dropped_truncated_untrainable"
     if status not in _KEEP:
@@ -166,7 +180,7 @@ def encode_generation(record: Record, renderer, max_length: int, policy: str) ->
     ids = renderer.build_generation_prompt(prompt)
     status = "ok"
     if len(ids) > max_length:  # keep the end: the question sits at the end of a long prompt
-        status = "dropped_overlong" if policy == "drop" else "truncated"
+        status = _DROPPED_TRUNCATABLE if policy == "drop" else "truncated"
         ids = [] if policy == "drop" else ids[-max_length:]
     metadata = json.dumps(record.metadata, default=str, ensure_ascii=False)
     return {
@@ -241,9 +255,10 @@ def encode_dataset(
         rows_read=len(dataset),
         samples=counts["ok"] + counts["truncated"],
         truncated_overlong=counts["truncated"],
-        dropped_overlong=counts["dropped_overlong"],
+        dropped_overlong=counts["dropped_overlong"] + counts[_DROPPED_TRUNCATABLE],
         dropped_truncated_untrainable=counts["dropped_truncated_untrainable"],
         dropped_empty=counts["dropped_empty"],
+        overlong_truncatable=counts[_DROPPED_TRUNCATABLE],
     )
     if stats.samples < len(dataset):
         encoded = encoded.filter(
@@ -254,7 +269,14 @@ def encode_dataset(
         )
     encoded = encoded.remove_columns("status")
     report_stats(stats, split_name, source.locator.name, max_length, overlong_policy)
-    check_not_empty(len(encoded), source.locator.name, _nonzero_drops(stats))
+    check_not_empty(
+        len(encoded),
+        source.locator.name,
+        _nonzero_drops(stats),
+        max_length=max_length,
+        overlong_policy=overlong_policy,
+        truncatable=stats.overlong_truncatable,
+    )
     return encoded, stats
 
 
@@ -270,23 +292,27 @@ def report_stats(
     log.info("%s (%s): %s", split_name, source, stats.as_dict())
     if stats.dropped_truncated_untrainable:
         log.warning(
-            "%s: dropped %d samples because truncation to max_length=%d would cut away all of "
-            "their trained tokens; raise max_length to keep them",
+            "%s: dropped %d samples because truncation to %s=%d would cut away all of "
+            "their trained tokens; raise it to keep them",
             source,
             stats.dropped_truncated_untrainable,
+            option_name("max_length"),
             max_length,
         )
     if stats.dropped_overlong:
         log.warning(
-            "%s: dropped %d samples longer than max_length=%d (overlong_policy=%s)",
+            "%s: dropped %d samples longer than %s=%d (%s=%s)",
             source,
             stats.dropped_overlong,
+            option_name("max_length"),
             max_length,
+            option_name("overlong_policy"),
             policy,
         )
     if stats.dropped_empty:
         log.warning(
-            "%s: dropped %d samples with no trained tokens (check train_on / weights)",
+            "%s: dropped %d samples with no trained tokens (check %s and the weights)",
             source,
             stats.dropped_empty,
+            option_name("train_on"),
         )

@@ -18,7 +18,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autotrain_pl.data.validation import RowError, as_message, as_messages, as_text, as_turns
+from autotrain_pl.data.validation import (
+    RowError,
+    as_message,
+    as_messages,
+    as_text,
+    as_turns,
+    option_name,
+    option_setting,
+)
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import Conversation, Message, Preference
 
@@ -74,6 +82,9 @@ class TextDocument:
 Record = Conversation | Preference | TextDocument
 
 
+_EXAMPLE_MAPPING = {"question": "prompt", "answer": "completion"}
+
+
 def _expected() -> str:
     return "; ".join(f.describe() for f in ROW_FORMATS.values())
 
@@ -85,31 +96,33 @@ def detect_row_format(columns: Sequence[str], source: str, row_format: str = "au
         AutotrainError: unknown override, missing columns, or several formats fit.
     """
     found = ", ".join(columns) or "none"
+    mapping, chosen = option_name("column_mapping"), option_name("row_format")
     if row_format != "auto":
         name = row_format.replace("-", "_")
         if name not in ROW_FORMATS:
             raise AutotrainError(
-                f"row_format={row_format!r} is unknown; use auto or one of: {', '.join(ROW_FORMATS)}"
+                f"{chosen}={row_format!r} is unknown; use auto or one of: {', '.join(ROW_FORMATS)}"
             )
         spec = ROW_FORMATS[name]
         missing = [c for c in spec.required if c not in columns]
         if missing:
             raise AutotrainError(
-                f"{source}: row_format={name!r} needs column(s) {', '.join(missing)}, found: "
-                f"{found}; rename columns with column_mapping"
+                f"{source}: {chosen}={name!r} needs column(s) {', '.join(missing)}, found: "
+                f"{found}; rename columns with {mapping}"
             )
         return spec
     matches = [f for f in ROW_FORMATS.values() if all(c in columns for c in f.required)]
     if not matches:
         raise AutotrainError(
             f"{source}: cannot tell the row format from the columns (found: {found}); expected "
-            f"one of [{_expected()}]; rename columns with column_mapping or set row_format"
+            f"one of [{_expected()}]; rename columns with {mapping} (e.g. "
+            f"{option_setting('column_mapping', _EXAMPLE_MAPPING)}) or set {chosen}"
         )
     if len(matches) > 1:
         names = ", ".join(f.name for f in matches)
         raise AutotrainError(
             f"{source}: the columns (found: {found}) fit several row formats ({names}); "
-            "set row_format to the one you mean, or drop columns with column_mapping"
+            f"set {chosen} to the one you mean, or rename the other columns away with {mapping}"
         )
     return matches[0]
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from autotrain_pl.data.formats import Record, RowFormat, detect_row_format, to_record
 from autotrain_pl.data.sources import LoadedSource, load_source
-from autotrain_pl.data.validation import RowError, check_not_empty, located
+from autotrain_pl.data.validation import RowError, check_not_empty, located, option_name
 from autotrain_pl.errors import AutotrainError
 
 
@@ -22,15 +22,16 @@ def apply_column_mapping(source: LoadedSource, mapping: Mapping[str, str] | None
     found = ", ".join(columns)
     # A source already in the target schema (e.g. a validation file) needs no renaming.
     mapping = {old: new for old, new in mapping.items() if old in columns or new not in columns}
+    option = option_name("column_mapping")
     for old, new in mapping.items():
         if old not in columns:
             raise AutotrainError(
-                f"{source.locator.name}: column_mapping renames {old!r}, but there is no such "
-                f"column (found: {found}); fix the mapping"
+                f"{source.locator.name}: {option} renames {old!r}, but there is no such "
+                f"column (found: {found}); fix {option}"
             )
         if new in columns and new not in mapping:
             raise AutotrainError(
-                f"{source.locator.name}: column_mapping renames {old!r} to {new!r}, which already "
+                f"{source.locator.name}: {option} renames {old!r} to {new!r}, which already "
                 f"exists (found: {found}); map the existing {new!r} column away first"
             )
     dataset = source.dataset.rename_columns(dict(mapping))

@@ -8,6 +8,7 @@ a row index back to a file and line (JSONL) or row, so errors point at the place
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,10 @@ from pathlib import Path
 import datasets
 
 from autotrain_pl.data.synthetic import is_synthetic_ref, parse_synthetic_ref, synthetic_rows
+from autotrain_pl.data.validation import option_name
 from autotrain_pl.errors import AutotrainError
+
+log = logging.getLogger(__name__)
 
 #: File extension -> ``datasets`` packaged builder.
 DATA_EXTENSIONS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -90,6 +94,67 @@ def _locate_malformed_json(path: str) -> str | None:
     return None
 
 
+class EmptySourceError(AutotrainError):
+    """A file, folder or dataset that holds no rows (an ``AutotrainError``: the user fixes it)."""
+
+
+#: What a row looks like in each file type, for the "add rows" hint.
+_ROW_HINTS = {
+    ".jsonl": 'one JSON object per line, e.g. {"messages": [...]}',
+    ".json": 'a JSON array of objects, e.g. [{"messages": [...]}]',
+    ".csv": "a header line and one line per row",
+    ".parquet": "rows",
+}
+_BLANK = b" \t\r\n\x0b\x0c\xef\xbb\xbf"  # whitespace and a UTF-8 byte-order mark
+
+
+def _only_blank(path: str) -> bool:
+    """Whether a text file holds nothing but whitespace (reads until the first other byte)."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            if chunk.strip(_BLANK):
+                return False
+    return True
+
+
+def _empty_before_reading(path: str, builder: str) -> str | None:
+    """Why ``path`` certainly has no rows, found without parsing it; None when it has content."""
+    if os.path.getsize(path) == 0:
+        return "0 bytes"
+    if builder in ("json", "csv") and _only_blank(path):
+        return "only blank lines"
+    return None
+
+
+def _empty_after_reading(path: str, builder: str) -> str | None:
+    """Why a file with content has no rows (an empty JSON array, a CSV header alone, ...)."""
+    try:
+        if builder == "json" and _is_json_array(path):
+            with open(path, encoding="utf-8") as handle:
+                return "an empty JSON array" if json.load(handle) == [] else None
+        if builder == "csv":
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = [line for line in handle if line.strip()]
+            return "only a header line" if len(lines) <= 1 else None
+        if builder == "parquet":
+            import pyarrow.parquet as pq
+
+            return "0 rows" if pq.read_metadata(path).num_rows == 0 else None
+    except (OSError, ValueError, UnicodeDecodeError):  # unreadable for other reasons
+        return None
+    return None
+
+
+def _empty_file_error(path: str, reason: str) -> EmptySourceError:
+    hint = _ROW_HINTS.get(Path(path).suffix.lower(), "rows")
+    return EmptySourceError(f"{path}: the file has no rows ({reason}); add {hint}, or use another file")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 @dataclass
 class LoadedSource:
     """A ``datasets.Dataset`` with the locator for its rows."""
@@ -115,7 +180,7 @@ def check_source_ref(ref: str, field_name: str = "data_path") -> None:
         return
     if looks_local(ref) and not os.path.exists(os.path.expanduser(ref)):
         raise AutotrainError(
-            f"{field_name}={ref!r} does not exist; give an existing file or folder (jsonl, json, "
+            f"{option_name(field_name)}={ref!r} does not exist; give an existing file or folder (jsonl, json, "
             "csv, parquet), a dataset name, or a synthetic:<generator> reference"
         )
 
@@ -127,6 +192,11 @@ def load_source(ref: str, split: str | None = None, subset: str | None = None) -
         ref: path, folder, ``datasets`` name, or ``synthetic:name?key=value``.
         split: split of a folder or named dataset (default ``train``); ignored for single files.
         subset: dataset configuration name for ``datasets.load_dataset``.
+
+    Raises:
+        EmptySourceError: the source holds no rows (an empty file, a file of blank lines, a
+            CSV header alone, a folder whose files are all empty, an empty dataset).
+        AutotrainError: any other problem, naming the file and line where there is one.
     """
     if is_synthetic_ref(ref):
         dataset = datasets.Dataset.from_list(synthetic_rows(ref))
@@ -134,10 +204,14 @@ def load_source(ref: str, split: str | None = None, subset: str | None = None) -
     check_source_ref(ref)
     path = os.path.expanduser(ref)
     if os.path.isfile(path):
-        return _load_files([path], name=path)
-    if os.path.isdir(path):
-        return _load_folder(path, split)
-    return _load_named(ref, split, subset)
+        source = _load_files([path], name=path)
+    elif os.path.isdir(path):
+        source = _load_folder(path, split)
+    else:
+        source = _load_named(ref, split, subset)
+    if len(source.dataset) == 0:
+        raise EmptySourceError(f"{source.locator.name}: the source has no rows; add rows to it")
+    return source
 
 
 def _builder_for(path: str) -> str:
@@ -149,7 +223,11 @@ def _builder_for(path: str) -> str:
 
 
 def _load_one_file(path: str) -> datasets.Dataset:
+    """One file as a dataset; raises :class:`EmptySourceError` when it holds no rows."""
     builder = _builder_for(path)
+    reason = _empty_before_reading(path, builder)
+    if reason:
+        raise _empty_file_error(path, reason)
     options = {"keep_default_na": False} if builder == "csv" else {}
     try:
         dataset = datasets.load_dataset(builder, data_files=path, split="train", **options)
@@ -160,24 +238,45 @@ def _load_one_file(path: str) -> datasets.Dataset:
             dataset = datasets.load_dataset(
                 builder, data_files=path, split="train", features=text, **options
             )
-        return dataset
     except Exception as err:  # datasets wraps parser errors in several types
+        reason = _empty_after_reading(path, builder)
+        if reason:
+            raise _empty_file_error(path, reason) from None
         located = _locate_malformed_json(path) if builder == "json" else None
         if located:
             raise AutotrainError(f"{located}; fix or delete that line") from None
-        cause = str(err.__cause__ or err).splitlines()[0]
         raise AutotrainError(
-            f"{path}: could not be read as {builder} ({cause}); check the file's format"
+            f"{path}: could not be read as {builder} ({_first_line(err.__cause__ or err)}); "
+            "check the file's format"
         ) from None
+    if len(dataset) == 0:
+        raise _empty_file_error(path, _empty_after_reading(path, builder) or "0 rows")
+    return dataset
 
 
-def _load_files(paths: list[str], name: str, splits: tuple[str, ...] = ()) -> LoadedSource:
-    parts, loaded, start = [], [], 0
+def _load_files(
+    paths: list[str], name: str, splits: tuple[str, ...] = (), split: str | None = None
+) -> LoadedSource:
+    """Concatenate files; in a folder (``split`` given) empty files are skipped, not all."""
+    parts, loaded, start, empty = [], [], 0, []
     for path in paths:
-        dataset = _load_one_file(path)
+        try:
+            dataset = _load_one_file(path)
+        except EmptySourceError:
+            if split is None:
+                raise
+            empty.append(path)
+            continue
         loaded.append(dataset)
         parts.append(FilePart(path, start, len(dataset)))
         start += len(dataset)
+    if not loaded:
+        files = ", ".join(Path(path).name for path in empty)
+        raise EmptySourceError(
+            f"{name}: every data file for split {split!r} is empty ({files}); add rows to them"
+        )
+    if empty:
+        log.warning("%s: skipped empty data files: %s", name, ", ".join(empty))
     if len(loaded) == 1:
         dataset = loaded[0]
     else:
@@ -189,7 +288,7 @@ def _load_files(paths: list[str], name: str, splits: tuple[str, ...] = ()) -> Lo
             }
             raise AutotrainError(
                 f"{name}: files have different columns or types ({columns}); "
-                f"make every file use the same fields ({str(err).splitlines()[0]})"
+                f"make every file use the same fields ({_first_line(err)})"
             ) from None
     return LoadedSource(dataset, RowLocator(name, tuple(parts)), splits)
 
@@ -215,7 +314,7 @@ def _load_folder(path: str, split: str | None) -> LoadedSource:
     if wanted not in by_split:
         raise AutotrainError(
             f"{path}: no files for split {wanted!r} (found splits: {', '.join(by_split)}); "
-            "name the files after the split, e.g. validation.jsonl, or set the split option"
+            f"name the files after the split, e.g. validation.jsonl, or set {option_name('split')}"
         )
     builders = {_builder_for(f) for f in by_split[wanted]}
     if len(builders) > 1:
@@ -223,7 +322,7 @@ def _load_folder(path: str, split: str | None) -> LoadedSource:
             f"{path}: split {wanted!r} mixes file types ({', '.join(sorted(builders))}); "
             "keep one file type per split"
         )
-    return _load_files(by_split[wanted], name=path, splits=tuple(by_split))
+    return _load_files(by_split[wanted], name=path, splits=tuple(by_split), split=wanted)
 
 
 def _is_saved_dataset(path: str) -> bool:
@@ -238,7 +337,8 @@ def _load_saved(path: str, split: str | None) -> LoadedSource:
         wanted = split or "train"
         if wanted not in loaded:
             raise AutotrainError(
-                f"{path}: no split {wanted!r} (found: {', '.join(loaded)}); set the split option"
+                f"{path}: no split {wanted!r} (found: {', '.join(loaded)}); "
+                f"set {option_name('split')}"
             )
         return LoadedSource(loaded[wanted], RowLocator(f"{path} [{wanted}]"), tuple(loaded))
     return LoadedSource(loaded, RowLocator(path))
@@ -249,7 +349,7 @@ def _load_named(ref: str, split: str | None, subset: str | None) -> LoadedSource
     try:
         dataset = datasets.load_dataset(ref, subset, split=wanted)
     except Exception as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = _first_line(err)
         raise AutotrainError(
             f"could not load dataset {ref!r} (subset={subset!r}, split={wanted!r}): {message}; "
             "check the name and split, or give a local file (the hub may be offline)"

@@ -9,11 +9,81 @@ adds the place with :func:`located`, so the user sees one line such as::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import shlex
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import KNOWN_ROLES, Message
+
+#: Options that errors raised under ``autotrain_pl.data`` may name, by their Python keyword.
+DATA_OPTIONS = (
+    "data_path", "valid_path", "test_path", "predict_path", "split", "subset", "row_format",
+    "column_mapping", "max_length", "overlong_policy", "train_on", "token_weights",
+)  # fmt: skip
+
+_SPELLING: ContextVar[Mapping[str, str]] = ContextVar(
+    "autotrain_option_spelling", default=MappingProxyType({})
+)
+
+
+def data_option_spelling(prefix: str) -> dict[str, str]:
+    """``{option: prefix + option}`` for every data option, e.g. ``prefix="data.init_args."``."""
+    return {name: f"{prefix}{name}" for name in DATA_OPTIONS}
+
+
+@contextmanager
+def spell_options(spelling: Mapping[str, str]) -> Iterator[None]:
+    """Name options in error hints as the running command types them.
+
+    Shared code writes hints with the Python keyword (``row_format``); a command wraps its work
+    in this context so the hint names what its user can type there, e.g.
+    ``{"row_format": "--row_format"}`` for ``aitrain eval`` or
+    ``{"row_format": "data.init_args.row_format"}`` for ``aitrain fit``. Spellings that start with
+    ``--`` are command-line flags: :func:`option_setting` quotes their values for a shell. An
+    empty spelling marks an option the command does not have; hints leave it out
+    (:func:`option_available`).
+    """
+    token = _SPELLING.set(MappingProxyType({**_SPELLING.get(), **spelling}))
+    try:
+        yield
+    finally:
+        _SPELLING.reset(token)
+
+
+def option_name(name: str) -> str:
+    """How the user types option ``name`` in the running command (default: ``name`` itself)."""
+    return _SPELLING.get().get(name, name)
+
+
+def option_available(name: str) -> bool:
+    """Whether the running command has option ``name`` (it does unless spelled ``""``)."""
+    return _SPELLING.get().get(name, name) != ""
+
+
+def option_is_spelled(name: str) -> bool:
+    """Whether the running command spells ``name`` itself (False: plain Python use)."""
+    return name in _SPELLING.get()
+
+
+def option_setting(name: str, value: Any) -> str:
+    """A hint that sets option ``name`` to ``value``, as the running command writes it.
+
+    ``row_format=messages`` from Python, ``--row_format=messages`` on ``aitrain eval``,
+    ``--metric_kwargs='{"bertscore": {...}}'`` for a mapping on the command line.
+    """
+    spelled = option_name(name)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+    if spelled.startswith("--") and not isinstance(value, str | int | float):
+        text = shlex.quote(text)
+    return f"{spelled}={text}"
 
 
 class RowError(Exception):
@@ -55,7 +125,7 @@ def as_message(item: Any, field: str, role: str | None = None) -> Message:
         raise RowError(
             f"{field}.role",
             f"unknown role {role!r}; use one of: {', '.join(KNOWN_ROLES)} "
-            "(rename it in the data, or pick the matching row_format)",
+            f"(rename it in the data, or pick the matching {option_name('row_format')})",
         )
     content = item.get("content")
     if not isinstance(content, str):
@@ -97,12 +167,53 @@ def require_assistant(messages: list[Message], field: str) -> None:
         raise RowError(field, "has no assistant message to train on; add the reply or drop the row")
 
 
-def check_not_empty(count: int, source: str, stats: Mapping[str, int] | None = None) -> None:
-    """An empty dataset after filtering is an error, not a zero-step training run."""
+def check_not_empty(
+    count: int,
+    source: str,
+    stats: Mapping[str, int] | None = None,
+    *,
+    max_length: int | None = None,
+    overlong_policy: str | None = None,
+    truncatable: int = 0,
+) -> None:
+    """An empty dataset after filtering is an error, not a zero-step training run.
+
+    The hint follows from what removed the samples under the policy in use: rows dropped for
+    length (``overlong_policy=drop``) suggest a larger ``max_length`` or truncation; rows whose
+    every trained token was truncated away (``truncate``) can only be kept by a larger
+    ``max_length``; rows without trained tokens point at ``train_on`` and the weights.
+    ``truncatable`` counts the dropped over-long rows that ``truncate`` would have kept.
+    """
     if count > 0:
         return
-    detail = ", ".join(f"{k} {v}" for k, v in (stats or {}).items() if v)
+    stats = dict(stats or {})
+    detail = ", ".join(f"{k} {v}" for k, v in stats.items() if v)
+    length = option_name("max_length")
+    now = f" (now {max_length})" if max_length is not None else ""
+    hints = []
+    if stats.get("dropped_overlong"):
+        keep = (
+            f", or set {option_setting('overlong_policy', 'truncate')} to keep {truncatable} "
+            "of them cut to that length"
+            if truncatable and overlong_policy != "truncate" and option_available("overlong_policy")
+            else ""
+        )
+        hints.append(f"raise {length}{now} above the sample lengths{keep}")
+    if stats.get("dropped_truncated_untrainable"):
+        hints.append(
+            f"raise {length}{now}: cutting samples to it removes every token they train on "
+            "(the reply comes after the prompt)"
+        )
+    if stats.get("dropped_empty"):
+        checks = [option_name(o) for o in ("train_on", "token_weights") if option_available(o)]
+        checks.append("the messages' weight fields")
+        hints.append(
+            f"give samples tokens to train on: check {', '.join(checks[:-1])}"
+            f"{' and ' if len(checks) > 1 else ''}{checks[-1]}"
+        )
+    if not hints:
+        hints.append("add rows to it")
     raise AutotrainError(
         f"{source}: no samples left after filtering ({detail or 'the source has no rows'}); "
-        "add rows, raise max_length, or use overlong_policy=truncate"
+        + "; ".join(hints)
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from autotrain_pl.importing import lazy_exports
 
 _EXPORTS = {
-    "EvaluationConfig": "autotrain_pl.evaluation.evaluator",
+    "EvaluationConfig": "autotrain_pl.evaluation.config",
     "Evaluator": "autotrain_pl.evaluation.evaluator",
     "EvaluationResult": "autotrain_pl.evaluation.result",
     "BenchmarkRun": "autotrain_pl.evaluation.benchmarks",

@@ -3,14 +3,21 @@
     aitrain eval --model runs/sft --benchmark mmlu --data ./mmlu --limit 100 --num_fewshot 5
     aitrain eval --model runs/sft --dataset eval.jsonl --metrics bleu,rougeL --predictions p.jsonl
     aitrain eval --model runs/sft --dataset eval.jsonl --task language_modeling
+    aitrain eval --model runs/sft --dataset qa.csv --column_mapping '{"question": "prompt",
+        "answer": "completion"}' --metrics f1,exact_match
+    aitrain eval --model runs/sft --dataset eval.jsonl --metrics bertscore \
+        --metric_kwargs '{"bertscore": {"model_name_or_path": "/models/roberta-large"}}'
 
 Prints a table and writes the ``EvaluationResult`` JSON (``--output``, default
-``eval_results/<timestamp>.json``). A user error prints one line to stderr and returns 2.
+``eval_results/<timestamp>.json``). A user error prints ``aitrain: error: <one line>`` to stderr
+and returns 2; metric names, ``--metric_kwargs`` and the data options are checked before the
+model loads, and error hints name this command's flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,6 +27,9 @@ from typing import IO
 from autotrain_pl.commands import SUBCOMMANDS
 from autotrain_pl.errors import AutotrainError
 
+#: Row formats of chat data (``autotrain_pl.data.formats.ROW_FORMATS``), for the help text.
+ROW_FORMAT_NAMES = ("auto", "messages", "prompt_completion", "text", "alpaca", "sharegpt",
+                    "preference")
 #: SamplingConfig fields settable from the command line (generation task).
 SAMPLING_FLAGS: dict[str, type] = {
     "max_new_tokens": int, "min_new_tokens": int, "temperature": float, "top_k": int,
@@ -42,7 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", choices=("generation", "language_modeling", "benchmark"),
                         help="default: benchmark with --benchmark, else generation when text "
                         "metrics are named, else language_modeling")
-    parser.add_argument("--metrics", help="comma-separated metric names, e.g. bleu,rougeL")
+    parser.add_argument("--metrics", help="comma-separated metric names, e.g. bleu,rougeL: "
+                        "perplexity, bleu, sacrebleu, chrf, chrf++, rouge1, rouge2, rougeL, "
+                        "rougeLsum, meteor, bertscore, exact_match, f1 (SQuAD token F1 of the "
+                        "answer; same as token_f1), accuracy, f1_macro, f1_micro (class labels), "
+                        "or an import path")
+    parser.add_argument("--metric_kwargs", metavar="JSON",
+                        help='per-metric arguments as a JSON object, e.g. '
+                        '\'{"bertscore": {"model_name_or_path": "/path/to/roberta-large"}}\'')
+    parser.add_argument("--row_format", default="auto",
+                        help=f"row format of --dataset: {', '.join(ROW_FORMAT_NAMES)} "
+                        "(default: detected from the columns)")
+    parser.add_argument("--column_mapping", metavar="JSON",
+                        help="rename columns of --dataset before the row format is detected, "
+                        'as a JSON object, e.g. \'{"question": "prompt", "answer": "completion"}\'')
     parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
     parser.add_argument("--num_fewshot", type=int, default=0, help="k-shot examples (benchmarks)")
     parser.add_argument("--batch_size", type=int, default=8)
@@ -76,14 +99,16 @@ def eval_command(argv: Sequence[str], stdout: IO[str] | None = None,
     except SystemExit as exit_:  # --help or a usage error: argparse already printed it
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
+        from autotrain_pl.data.validation import spell_options
         from autotrain_pl.evaluation.evaluator import EvaluationConfig, Evaluator
 
-        config = EvaluationConfig(**config_options(args))
-        result = Evaluator(args.model, config).run()
+        with spell_options(option_spelling(args)):
+            config = EvaluationConfig(**config_options(args))
+            result = Evaluator(args.model, config).run()
         output = Path(args.output) if args.output else default_output_path()
         result.save(output)
     except AutotrainError as error:
-        print(f"error: {' '.join(str(error).split())}", file=stderr)
+        print(f"aitrain: error: {' '.join(str(error).split())}", file=stderr)
         return 2
     stdout.write(result.summary_table() + "\n")
     stdout.write(f"wrote {output}\n")
@@ -92,14 +117,69 @@ def eval_command(argv: Sequence[str], stdout: IO[str] | None = None,
     return 0
 
 
+def option_spelling(args: argparse.Namespace) -> dict[str, str]:
+    """How error hints name each ``EvaluationConfig`` field: as the flag that sets it.
+
+    Options that ``aitrain eval`` does not have (``overlong_policy``, ``train_on``,
+    ``token_weights``) are spelled ``""``, so hints leave them out.
+    """
+    flags = ("task", "metrics", "metric_kwargs", "batch_size", "limit", "chat_format",
+             "benchmark", "num_fewshot", "split", "subset", "max_length", "scoring",
+             "row_format", "column_mapping", "dtype", "device")
+    spelling = {name: f"--{name}" for name in flags}
+    spelling.update({
+        "data_path": "--data" if args.benchmark or args.task == "benchmark" else "--dataset",
+        "predictions_path": "--predictions",
+        "sampling": "the sampling flags (--max_new_tokens, --temperature, ...)",
+        "overlong_policy": "", "train_on": "", "token_weights": "",
+    })
+    return spelling
+
+
+def _json_object(flag: str, text: str | None, example: str) -> dict | None:
+    """A ``--flag '{...}'`` value as a dict; one-line error naming the flag otherwise."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise AutotrainError(
+            f"{flag} is not valid JSON ({error.msg} at column {error.colno}); write it as a "
+            f"quoted JSON object, e.g. {flag} '{example}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise AutotrainError(
+            f"{flag} must be a JSON object, got {type(value).__name__}; e.g. {flag} '{example}'"
+        )
+    return value
+
+
 def config_options(args: argparse.Namespace) -> dict:
-    """``EvaluationConfig`` keyword arguments from parsed flags."""
+    """``EvaluationConfig`` keyword arguments from parsed flags.
+
+    Metric names and ``--metric_kwargs`` are checked here, at argument-parsing time, with
+    errors that name the flags.
+    """
     if args.data and args.dataset and args.data != args.dataset:
         raise AutotrainError("give the data once: --data (benchmarks) or --dataset (chat data)")
     if not args.benchmark and not (args.data or args.dataset) and args.task != "benchmark":
         raise AutotrainError("name what to evaluate: --benchmark NAME, or --dataset PATH")
     sampling = {n: getattr(args, n) for n in SAMPLING_FLAGS if getattr(args, n) is not None}
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    metric_kwargs = _json_object(
+        "--metric_kwargs", args.metric_kwargs,
+        '{"bertscore": {"model_name_or_path": "/path/to/roberta-large"}}')
+    column_mapping = _json_object(
+        "--column_mapping", args.column_mapping, '{"question": "prompt", "answer": "completion"}')
+    if metrics or metric_kwargs:
+        from autotrain_pl.evaluation.metrics import check_metrics
+
+        if metric_kwargs and not metrics:
+            raise AutotrainError(
+                f"--metric_kwargs sets arguments of {sorted(metric_kwargs)}; name them in "
+                f"--metrics too, e.g. --metrics {','.join(metric_kwargs)}"
+            )
+        check_metrics(metrics, metric_kwargs)
     return {
         "task": args.task, "data_path": args.data or args.dataset, "metrics": metrics,
         "batch_size": args.batch_size, "limit": args.limit, "chat_format": args.chat_format,
@@ -107,6 +187,8 @@ def config_options(args: argparse.Namespace) -> dict:
         "benchmark": args.benchmark, "num_fewshot": args.num_fewshot, "split": args.split,
         "subset": args.subset, "max_length": args.max_length, "scoring": args.scoring,
         "add_bos_token": args.add_bos_token, "dtype": args.dtype, "device": args.device,
+        "metric_kwargs": metric_kwargs, "row_format": args.row_format,
+        "column_mapping": column_mapping,
     }
 
 

@@ -41,14 +41,18 @@ def generate_and_score(
     tokenizer,
     renderer,
     conversations: Sequence[Conversation],
-    metric_names: Sequence[str],
+    metric_names: Sequence[str] | Mapping[str, Any],
     *,
     sampling=None,
     batch_size: int = 32,
     limit: int | None = None,
     metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> GenerationScores:
-    """Greedy (by default) replies through the completers, scored by text metrics."""
+    """Greedy (by default) replies through the completers, scored by text metrics.
+
+    ``metric_names`` are names (built here with ``metric_kwargs``, before anything is
+    generated, so a metric that cannot be built fails early) or already built metrics by name.
+    """
     from autotrain_pl.evaluation.metrics import build_metric_collection
     from autotrain_pl.generation import MessageCompleter, SamplingConfig
 
@@ -56,6 +60,15 @@ def generate_and_score(
     if not conversations:
         raise AutotrainError("generation eval got no conversations; check the eval data and limit")
     prompts, references = zip(*(split_prompt_and_reference(c) for c in conversations), strict=True)
+    if isinstance(metric_names, Mapping):
+        metrics = dict(metric_names)
+    else:
+        metrics = build_metric_collection(list(metric_names), metric_kwargs)
+    for name, metric in metrics.items():
+        if metric.kind != "text":
+            raise AutotrainError(
+                f"metric {name!r} scores tokens, not generated text; use it in language_modeling"
+            )
     sampling = sampling or SamplingConfig(max_new_tokens=64, temperature=0.0)
     was_training = model.training
     model.eval()
@@ -66,16 +79,13 @@ def generate_and_score(
     finally:
         model.train(was_training)
     predictions = [reply.content for reply in replies]
-    metrics: dict[str, float] = {}
-    for name, metric in build_metric_collection(list(metric_names), metric_kwargs).items():
-        if metric.kind != "text":
-            raise AutotrainError(
-                f"metric {name!r} scores tokens, not generated text; use it in language_modeling"
-            )
+    values: dict[str, float] = {}
+    for metric in metrics.values():
+        metric.reset()  # built metrics passed in may hold an earlier call's state
         metric.update(predictions, list(references))
-        metrics.update(metric.compute())
+        values.update(metric.compute())
     records = [
         {"prompt": [m.to_dict() for m in prompt], "prediction": pred, "reference": ref}
         for prompt, pred, ref in zip(prompts, predictions, references, strict=True)
     ]
-    return GenerationScores(metrics, records)
+    return GenerationScores(values, records)

@@ -130,12 +130,14 @@ class Benchmark:
 
     # -- shared -----------------------------------------------------------------------------
     def check_num_fewshot(self, num_fewshot: int) -> None:
+        from autotrain_pl.data.validation import option_name, option_setting
+
         if num_fewshot < 0:
-            raise AutotrainError(f"num_fewshot={num_fewshot} must be 0 or more")
+            raise AutotrainError(f"{option_name('num_fewshot')}={num_fewshot} must be 0 or more")
         if num_fewshot and (self.fewshot_split is None or self.max_fewshot == 0):
             raise AutotrainError(
                 f"{self.name} has no few-shot split (its prompt already fixes the examples); "
-                "set num_fewshot=0"
+                f"set {option_setting('num_fewshot', 0)}"
             )
 
     def context(self, doc: MultipleChoiceDoc, fewshot: Sequence[MultipleChoiceDoc]) -> str:
@@ -163,10 +165,12 @@ class Benchmark:
         if self.fewshot_sampler == "first_n":
             pool = self._group_pool(pool).get(doc.group, [])
         if len(pool) < draw:
+            from autotrain_pl.data.validation import option_name
+
             where = f" for {doc.group!r}" if self.fewshot_sampler == "first_n" else ""
             raise AutotrainError(
-                f"{self.name}: num_fewshot={num_fewshot} but the {self.fewshot_split} split has "
-                f"only {len(pool)} examples{where}; lower num_fewshot"
+                f"{self.name}: {option_name('num_fewshot')}={num_fewshot} but the "
+                f"{self.fewshot_split} split has only {len(pool)} examples{where}; lower it"
             )
         if self.fewshot_sampler == "first_n":
             drawn = list(pool[:draw])

@@ -148,9 +148,11 @@ def _load_saved(folder: Path, split: str, benchmark: str) -> list[dict]:
 
     loaded = datasets.load_from_disk(str(folder))
     if split not in loaded:
+        from autotrain_pl.data.validation import option_name
+
         raise AutotrainError(
             f"{folder}: no split {split!r} for {benchmark} (found: {', '.join(loaded)}); "
-            "set the split"
+            f"set {option_name('split')}"
         )
     return loaded[split].to_list()
 
@@ -170,9 +172,12 @@ def _load_hub(name: str, subset: str | None, split: str, benchmark: str) -> list
 
         dataset = datasets.load_dataset(name, subset, split=split)
     except Exception as error:  # offline, unknown name or split: datasets raises many types
+        from autotrain_pl.data.validation import option_name
+
         raise AutotrainError(
             f"could not load {benchmark} data {name!r} (subset={subset!r}, split={split!r}): "
-            f"{_first_line(error)}; pass a local copy (parquet/jsonl/csv) as data when offline"
+            f"{_first_line(error)}; pass a local copy (parquet/jsonl/csv) as "
+            f"{option_name('data_path')} when offline"
         ) from None
     return dataset.to_list()
 

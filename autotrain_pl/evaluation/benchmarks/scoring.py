@@ -212,9 +212,11 @@ class LoglikelihoodScorer:
         if len(question.context_ids) <= room:
             return question
         if room < 1:
+            from autotrain_pl.data.validation import option_name
+
             raise AutotrainError(
-                f"a choice of {longest} tokens does not fit max_length={self.max_length}; "
-                "raise max_length or shorten the choices"
+                f"a choice of {longest} tokens does not fit "
+                f"{option_name('max_length')}={self.max_length}; raise it or shorten the choices"
             )
         return EncodedQuestion(question.context_ids[-room:], question.continuation_ids)
 

@@ -9,6 +9,7 @@ from autotrain_pl.evaluation.metrics.answer import (
 )
 from autotrain_pl.evaluation.metrics.base import MeanScore, MetricKind, TextMetric
 from autotrain_pl.evaluation.metrics.bertscore import BERTScoreMetric
+from autotrain_pl.evaluation.metrics.chrf import ChrF
 from autotrain_pl.evaluation.metrics.classification import LabelMetric
 from autotrain_pl.evaluation.metrics.meteor import Meteor, meteor_tokenize, sentence_meteor
 from autotrain_pl.evaluation.metrics.perplexity import WeightedPerplexity
@@ -16,6 +17,7 @@ from autotrain_pl.evaluation.metrics.registry import (
     EvalMetric,
     available_metrics,
     build_metric_collection,
+    check_metrics,
     get_metric,
     register_metric,
 )
@@ -23,6 +25,7 @@ from autotrain_pl.evaluation.metrics.rouge import Rouge, split_sentences_on_newl
 
 __all__ = [
     "BERTScoreMetric",
+    "ChrF",
     "EvalMetric",
     "ExactMatch",
     "LabelMetric",
@@ -35,6 +38,7 @@ __all__ = [
     "WeightedPerplexity",
     "available_metrics",
     "build_metric_collection",
+    "check_metrics",
     "exact_match_score",
     "get_metric",
     "meteor_tokenize",

@@ -2,6 +2,10 @@
 
 Generated answers differ from references in case, punctuation, articles and spacing far more
 often than in content, so both metrics normalize by default (as the SQuAD evaluation script does).
+
+``f1`` is SQuAD token F1 (the same score as ``token_f1``, reported under ``f1``): for generated
+answers that is what "F1" means in SQuAD, DROP, CoQA and lm-evaluation-harness's generative
+tasks. F1 over class labels is ``f1_macro`` / ``f1_micro`` (``classification.py``).
 """
 
 from __future__ import annotations
@@ -89,3 +93,11 @@ def exact_match(normalize: bool = True) -> TextMetric:
 def token_f1(normalize: bool = True) -> TextMetric:
     """SQuAD token F1 as a `TextMetric` reporting `{"token_f1": ...}`."""
     return TextMetric("token_f1", TokenF1(normalize=normalize))
+
+
+def f1(normalize: bool = True) -> TextMetric:
+    """SQuAD token F1 of generated answers, reported as `{"f1": ...}` (see the module docstring).
+
+    The same score as `token_f1`; for F1 over class labels use `f1_macro` or `f1_micro`.
+    """
+    return TextMetric("f1", TokenF1(normalize=normalize))

@@ -43,11 +43,24 @@ def load_bertscore_model(model_name_or_path: str) -> tuple[Any, Any]:
         )
         raise AutotrainError(
             f"bertscore: cannot load model_name_or_path={model_name_or_path!r} ({first_line}); "
-            "BERTScore needs a local model dir or a reachable/cached hub id, e.g. "
-            "get_metric('bertscore', model_name_or_path='/path/to/roberta-large') or in config "
-            "metric_kwargs: {bertscore: {model_name_or_path: /path/to/model}}"
+            f"BERTScore needs a local model dir or a reachable/cached hub id: {_model_hint()}"
         ) from error
     return tokenizer, model
+
+
+def _model_hint() -> str:
+    """How the running command sets the BERTScore model (``aitrain eval``: its flag)."""
+    from autotrain_pl.data.validation import option_is_spelled, option_setting
+
+    setting = option_setting(
+        "metric_kwargs", {"bertscore": {"model_name_or_path": "/path/to/roberta-large"}}
+    )
+    if option_is_spelled("metric_kwargs"):
+        return f"set {setting}"
+    return (
+        "get_metric('bertscore', model_name_or_path='/path/to/roberta-large'), or "
+        f"{setting} where metrics are configured"
+    )
 
 
 class BERTScoreMetric(Metric):

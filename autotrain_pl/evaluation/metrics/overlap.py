@@ -1,4 +1,4 @@
-"""N-gram overlap metrics: BLEU, sacreBLEU and chrF, backed by torchmetrics (ROUGE: rouge.py).
+"""N-gram overlap metrics: BLEU and sacreBLEU, backed by torchmetrics (ROUGE: rouge.py; chrF: chrf.py).
 
 All scores are reported on a 0-1 scale (torchmetrics' convention), not sacrebleu's 0-100.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchmetrics.text import BLEUScore, CHRFScore, SacreBLEUScore
+from torchmetrics.text import BLEUScore, SacreBLEUScore
 
 from autotrain_pl.evaluation.metrics.base import TextMetric
 
@@ -37,17 +37,3 @@ def sacrebleu(
     )
     return TextMetric("sacrebleu", metric)
 
-
-def chrf(
-    n_char_order: int = 6, n_word_order: int = 0, beta: float = 2.0, **kwargs: Any
-) -> TextMetric:
-    """Corpus chrF (torchmetrics `CHRFScore`), reported as `{"chrf": ...}`.
-
-    The default `n_word_order=0` is plain chrF, as sacrebleu's `CHRF()` default; torchmetrics
-    defaults to chrF++ (`n_word_order=2`), which you can still ask for. It equals sacrebleu's
-    `corpus_chrf` unless no text in the whole corpus has `n_char_order` characters: torchmetrics
-    then still averages over the missing n-gram orders (identical one-word answers like "yes"
-    score 0.5, not 1.0), so use exact_match or token_f1 for very short answers.
-    """
-    metric = CHRFScore(n_char_order=n_char_order, n_word_order=n_word_order, beta=beta, **kwargs)
-    return TextMetric("chrf", metric)

@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 from torchmetrics import Metric
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.evaluation.metrics.answer import exact_match, token_f1
+from autotrain_pl.evaluation.metrics.answer import exact_match, f1, token_f1
 from autotrain_pl.evaluation.metrics.base import TextMetric
 from autotrain_pl.evaluation.metrics.bertscore import bertscore
+from autotrain_pl.evaluation.metrics.chrf import chrf, chrf_plus_plus
 from autotrain_pl.evaluation.metrics.classification import accuracy, f1_macro, f1_micro
 from autotrain_pl.evaluation.metrics.meteor import meteor
-from autotrain_pl.evaluation.metrics.overlap import bleu, chrf, sacrebleu
+from autotrain_pl.evaluation.metrics.overlap import bleu, sacrebleu
 from autotrain_pl.evaluation.metrics.perplexity import WeightedPerplexity
 from autotrain_pl.evaluation.metrics.rouge import rouge
 from autotrain_pl.registry import Registry
@@ -71,6 +72,61 @@ def _check_arguments(name: str, factory: MetricFactory, kwargs: Mapping[str, Any
         ) from error
 
 
+def check_metrics(
+    names: Sequence[str],
+    metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    names_field: str = "metrics",
+    kwargs_field: str = "metric_kwargs",
+) -> None:
+    """Check metric names and their arguments without building a metric (no model loads).
+
+    Unknown names, duplicates, ``metric_kwargs`` entries for metrics not named, and arguments a
+    metric does not accept all fail here, so a typo fails before an evaluation loads its model.
+    Errors name ``names_field`` / ``kwargs_field`` as the running command spells them.
+    """
+    from autotrain_pl.data.validation import option_name, option_setting
+
+    names_option, kwargs_option = option_name(names_field), option_name(kwargs_field)
+    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        raise AutotrainError(
+            f"{names_option} must be a list of metric names, e.g. "
+            f"{option_setting(names_field, ['bleu', 'rougeL'])}"
+        )
+    duplicates = sorted({name for name in names if list(names).count(name) > 1})
+    if duplicates:
+        raise AutotrainError(f"{names_option} lists {duplicates} more than once; keep one of each")
+    factories = {}
+    for name in names:
+        try:
+            factories[name] = METRICS.get(name)
+        except AutotrainError as error:
+            raise AutotrainError(f"{names_option}: {error}") from None
+    if metric_kwargs is None:
+        return
+    example = option_setting(kwargs_field, {"bertscore": {"model_name_or_path": "/path/to/model"}})
+    if not isinstance(metric_kwargs, Mapping):
+        raise AutotrainError(
+            f"{kwargs_option} must map metric names to their arguments, e.g. {example}"
+        )
+    unused = sorted(set(metric_kwargs) - set(names))
+    if unused:
+        raise AutotrainError(
+            f"{kwargs_option} has entries {unused} that are not in {names_option} {list(names)}; "
+            f"add them to {names_option} or remove them"
+        )
+    for name, kwargs in metric_kwargs.items():
+        if not isinstance(kwargs, Mapping):
+            raise AutotrainError(
+                f"{kwargs_option}[{name!r}] must be an object of arguments, got "
+                f"{type(kwargs).__name__} ({kwargs!r:.60}); e.g. {example}"
+            )
+        try:
+            _check_arguments(name, factories[name], kwargs)
+        except AutotrainError as error:
+            raise AutotrainError(f"{kwargs_option}: {error}") from None
+
+
 def get_metric(name: str, /, **kwargs: Any) -> EvalMetric:
     """Build one metric by registered name or import path.
 
@@ -106,18 +162,8 @@ def build_metric_collection(
         metric_kwargs: Optional per-name arguments, e.g.
             `{"bertscore": {"model_name_or_path": "/models/roberta-large"}}`.
     """
-    if isinstance(names, str):
-        raise AutotrainError("eval_metrics must be a list of metric names, e.g. [bleu, rougeL]")
+    check_metrics(names, metric_kwargs, names_field="eval_metrics")
     metric_kwargs = dict(metric_kwargs or {})
-    unused = set(metric_kwargs) - set(names)
-    if unused:
-        raise AutotrainError(
-            f"metric_kwargs has entries {sorted(unused)} that are not in eval_metrics {list(names)}; "
-            "add them to eval_metrics or remove them"
-        )
-    duplicates = sorted({name for name in names if list(names).count(name) > 1})
-    if duplicates:
-        raise AutotrainError(f"eval_metrics lists {duplicates} more than once; keep one of each")
     return {name: get_metric(name, **dict(metric_kwargs.get(name, {}))) for name in names}
 
 
@@ -127,11 +173,13 @@ def _register_builtins() -> None:
         "bleu": bleu,
         "sacrebleu": sacrebleu,
         "chrf": chrf,
+        "chrf++": chrf_plus_plus,
         "bertscore": bertscore,
         "accuracy": accuracy,
         "f1_macro": f1_macro,
         "f1_micro": f1_micro,
         "token_f1": token_f1,
+        "f1": f1,
         "exact_match": exact_match,
         "meteor": meteor,
     }

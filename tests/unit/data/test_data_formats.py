@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from autotrain_pl.data import TextDocument, detect_row_format, load_conversations, write_jsonl
@@ -124,3 +126,28 @@ def test_column_mapping_skips_sources_already_in_the_target_schema(tmp_path):
     path = write_jsonl([{"prompt": "Q", "completion": "A"}], tmp_path / "valid.jsonl")
     mapping = {"question": "prompt", "response": "completion"}
     assert len(load_conversations(str(path), column_mapping=mapping)) == 1
+
+
+@pytest.mark.parametrize(
+    ("spelling", "mapping", "row_format"),
+    [
+        ({}, "column_mapping", "row_format"),  # Python: the keyword arguments
+        ("data.init_args.", "data.init_args.column_mapping", "data.init_args.row_format"),  # fit
+        ("--", "--column_mapping", "--row_format"),  # aitrain eval
+    ],
+    ids=["python", "fit", "eval"],
+)
+def test_unknown_columns_hint_names_the_options_as_typed(tmp_path, spelling, mapping, row_format):
+    from autotrain_pl.data.validation import data_option_spelling, spell_options
+
+    path = write_jsonl([{"question": "Q", "answer": "A"}], tmp_path / "qa.jsonl")
+    spelled = data_option_spelling(spelling) if isinstance(spelling, str) else spelling
+    with spell_options(spelled), pytest.raises(AutotrainError) as err:
+        load_conversations(str(path))
+    message = str(err.value)
+    assert f"rename columns with {mapping} (e.g. {mapping}=" in message
+    assert message.endswith(f"or set {row_format}")
+    # The example mapping in the hint is one the reader accepts for these columns.
+    example = message.split(f"{mapping}=", 1)[1].split(") or set")[0].strip("'")
+    record = load_conversations(str(path), column_mapping=json.loads(example))[0]
+    assert record.messages == [Message("user", "Q"), Message("assistant", "A")]

@@ -120,3 +120,80 @@ def test_synthetic_reference():
     source = load_source("synthetic:arithmetic?n=5&seed=3")
     assert len(source.dataset) == 5 and "messages" in source.dataset.column_names
     assert source.locator.where(2) == "synthetic:arithmetic?n=5&seed=3 row 2"
+
+
+# -- sources without rows: one line naming the file, never a traceback ---------------------------
+
+
+def _write_empty(tmp_path, case: str):
+    """A file (or folder) that holds no rows, in each way a user produces one."""
+    if case == "folder":
+        folder = tmp_path / "chats"
+        folder.mkdir()
+        (folder / "part-a.jsonl").write_text("")
+        (folder / "part-b.jsonl").write_text("\n\n")
+        return folder
+    name, content = {
+        "jsonl": ("data.jsonl", ""),
+        "jsonl_blank_lines": ("data.jsonl", "\n  \n\t\n"),
+        "json": ("data.json", ""),
+        "json_blank_lines": ("data.json", "\n\n"),
+        "json_empty_array": ("data.json", "[]\n"),
+        "csv": ("data.csv", ""),
+        "csv_header_only": ("data.csv", "prompt,completion\n"),
+        "parquet": ("data.parquet", ""),
+    }.get(case, (None, None))
+    path = tmp_path / (name or "data.parquet")
+    if case == "parquet_zero_rows":
+        pd.DataFrame({"prompt": pd.Series([], dtype=str)}).to_parquet(path)
+    else:
+        path.write_text(content)
+    return path
+
+
+EMPTY_CASES = [
+    "jsonl", "jsonl_blank_lines", "json", "json_blank_lines", "json_empty_array", "csv",
+    "csv_header_only", "parquet", "parquet_zero_rows", "folder",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", EMPTY_CASES)
+@pytest.mark.parametrize("reader", ["load_source", "load_conversations", "read_source"])
+def test_a_source_without_rows_is_a_one_line_error_naming_it(tmp_path, case, reader):
+    import autotrain_pl.data as data
+    from autotrain_pl.data.sources import EmptySourceError
+
+    path = _write_empty(tmp_path, case)
+    with pytest.raises(EmptySourceError) as err:
+        getattr(data, reader)(str(path))
+    message = str(err.value)
+    assert isinstance(err.value, AutotrainError) and "\n" not in message
+    assert message.startswith(f"{path}: ")
+    if case == "folder":  # the folder, and the files in it that are empty
+        assert "part-a.jsonl" in message and "part-b.jsonl" in message
+    else:
+        assert "no rows" in message and "add " in message
+
+
+def test_an_empty_file_in_a_folder_is_skipped_when_others_have_rows(tmp_path, caplog):
+    (tmp_path / "part-a.jsonl").write_text("")
+    write_jsonl(ROWS[:2], tmp_path / "part-b.jsonl")
+    source = load_source(str(tmp_path))
+    assert source.dataset.to_list() == ROWS[:2]
+    assert source.locator.where(1) == f"{tmp_path / 'part-b.jsonl'} line 2"
+    assert "part-a.jsonl" in caplog.text  # the skipped file is reported
+
+
+def test_a_file_with_rows_after_blank_lines_still_loads(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n\n" + json.dumps(ROWS[0]) + "\n")
+    assert load_source(str(path)).dataset.to_list() == ROWS[:1]
+
+
+def test_a_named_dataset_without_rows_is_an_error(monkeypatch):
+    import datasets
+
+    empty = datasets.Dataset.from_dict({"prompt": [], "completion": []})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: empty)
+    with pytest.raises(AutotrainError, match=r"dataset 'org/empty' \[train\]: the source has no"):
+        load_source("org/empty")

@@ -122,11 +122,11 @@ def test_config_errors_name_the_field():
     assert EvaluationConfig(data_path="x.jsonl").metrics == ["perplexity"]
 
 
-def test_text_metrics_are_refused_for_language_modeling(chat_file):
-    evaluator = Evaluator("builtin:tiny", task="language_modeling", data_path=chat_file,
-                          metrics=["bleu"])
+def test_text_metrics_are_refused_for_language_modeling_before_loading(chat_file):
     with pytest.raises(AutotrainError, match="use task=generation"):
-        evaluator.run()
+        Evaluator("builtin:tiny", task="language_modeling", data_path=chat_file, metrics=["bleu"])
+    with pytest.raises(AutotrainError, match="use task=language_modeling"):
+        EvaluationConfig(task="generation", data_path=chat_file, metrics=["perplexity"])
 
 
 def test_result_json_round_trip_and_table(tmp_path):
@@ -146,3 +146,82 @@ def test_result_json_round_trip_and_table(tmp_path):
     assert "acc " in table and "0.5000" in table and "2 more groups" in table
     with pytest.raises(AutotrainError, match="does not exist"):
         EvaluationResult.load(tmp_path / "missing.json")
+
+
+def test_metric_names_and_arguments_are_checked_at_construction():
+    with pytest.raises(AutotrainError, match="metrics: metric 'f2' is not known"):
+        EvaluationConfig(data_path="x.jsonl", metrics=["f2"])
+    with pytest.raises(AutotrainError, match="bad arguments"):
+        EvaluationConfig(data_path="x.jsonl", metrics=["f1"], metric_kwargs={"f1": {"norm": 1}})
+    with pytest.raises(AutotrainError, match="metric_kwargs has entries"):
+        Evaluator("builtin:tiny", data_path="x.jsonl", metrics=["f1"],
+                  metric_kwargs={"bertscore": {}})
+    with pytest.raises(AutotrainError, match="row_format='chat' is unknown"):
+        EvaluationConfig(data_path="x.jsonl", row_format="chat")
+    with pytest.raises(AutotrainError, match="column_mapping must map"):
+        EvaluationConfig(data_path="x.jsonl", column_mapping={"question": 1})
+    assert EvaluationConfig(data_path="x.jsonl", metrics=["f1"]).task == "generation"
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if the evaluator gets as far as loading its model."""
+    def refuse(self, ref):
+        raise AssertionError("the model was loaded before the error")
+
+    monkeypatch.setattr(Evaluator, "_load_reference", refuse)
+
+
+def test_data_and_metric_errors_come_before_the_model_loads(tmp_path, chat_file, no_model_load):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for task in ("generation", "language_modeling"):
+        with pytest.raises(AutotrainError, match=f"{empty}: the file has no rows"):
+            Evaluator("builtin:tiny", task=task, data_path=str(empty)).run()
+    with pytest.raises(AutotrainError, match="bertscore: cannot load"):
+        Evaluator("builtin:tiny", data_path=chat_file, metrics=["bertscore"],
+                  metric_kwargs={"bertscore": {"model_name_or_path": str(tmp_path / "no")}}).run()
+
+
+def _qa_file(tmp_path) -> str:
+    """The fixture chats as a CSV whose columns match no row format (question, answer)."""
+    import csv
+
+    path = tmp_path / "qa.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "answer"])
+        for row in CHATS[::2]:  # single-turn chats
+            writer.writerow([m["content"] for m in row["messages"]])
+    return str(path)
+
+
+def test_column_mapping_and_row_format_change_what_is_read(tmp_path, chat_file):
+    qa = _qa_file(tmp_path)
+    mapping = {"question": "prompt", "answer": "completion"}
+    with pytest.raises(AutotrainError, match="cannot tell the row format"):
+        Evaluator("builtin:tiny", data_path=qa).run()
+    mapped = Evaluator("builtin:tiny", data_path=qa, column_mapping=mapping).run()
+    same_chats = tmp_path / "single_turn.jsonl"
+    same_chats.write_text("".join(json.dumps(row) + "\n" for row in CHATS[::2]))
+    reference = Evaluator("builtin:tiny", data_path=str(same_chats)).run()
+    assert mapped.metrics["perplexity"] == pytest.approx(reference.metrics["perplexity"], rel=1e-6)
+
+    generated = Evaluator("builtin:tiny", data_path=qa, column_mapping=mapping,
+                          metrics=["exact_match"], sampling={"max_new_tokens": 2},
+                          predictions_path=str(tmp_path / "p.jsonl")).run()
+    records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["reference"] for r in records] == ["5", CHATS[2]["messages"][1]["content"]]
+    assert generated.config["column_mapping"] == mapping
+
+    # Columns that fit two formats (messages and text): auto refuses, row_format decides.
+    both = tmp_path / "both.jsonl"
+    both.write_text("".join(json.dumps({**row, "text": "plain words"}) + "\n" for row in CHATS))
+    with pytest.raises(AutotrainError, match="fit several row formats"):
+        Evaluator("builtin:tiny", data_path=str(both)).run()
+    as_chats = Evaluator("builtin:tiny", data_path=str(both), row_format="messages").run()
+    as_text = Evaluator("builtin:tiny", data_path=str(both), row_format="text").run()
+    as_before = Evaluator("builtin:tiny", data_path=chat_file).run()
+    assert as_chats.metrics["perplexity"] == pytest.approx(as_before.metrics["perplexity"],
+                                                           rel=1e-6)
+    assert as_text.details["tokens"] != as_chats.details["tokens"]

@@ -83,3 +83,25 @@ def test_label_errors_name_the_fix():
         get_metric("f1_macro", labels=["Yes", "yes"])
     with pytest.raises(AutotrainError, match="references"):
         get_metric("exact_match").update(["a", "b"], ["a"])
+
+
+def test_f1_is_squad_token_f1_as_the_reference_squad_metric_computes_it():
+    """`f1` (generated answers) equals torchmetrics' SQuAD v1.1 F1, which follows the official
+    evaluation script: normalized bag-of-tokens F1, best reference per question, mean."""
+    from torchmetrics.functional.text import squad
+
+    predictions = ["The cat sat on the mat.", "Paris", "blue whale", "42 apples", "a  Dog!"]
+    references = [["the cat sat on the red mat"], ["paris, france", "Paris"], ["whale shark"],
+                  ["forty-two apples", "42"], ["dog"]]
+    metric = get_metric("f1")
+    metric.update(predictions[:2], references[:2])
+    metric.update(predictions[2:], references[2:])
+    expected = squad(
+        [{"prediction_text": p, "id": str(i)} for i, p in enumerate(predictions)],
+        [{"answers": {"answer_start": [0] * len(r), "text": r}, "id": str(i)}
+         for i, r in enumerate(references)],
+    )["f1"] / 100
+    assert metric.compute() == {"f1": approx(float(expected), abs=1e-6)}
+    token_f1 = get_metric("token_f1")
+    token_f1.update(predictions, references)
+    assert token_f1.compute()["token_f1"] == approx(metric.compute()["f1"])

@@ -84,3 +84,24 @@ def test_missing_model_raises_instead_of_scoring_zero(tmp_path):
         get_metric("bertscore", model_name_or_path="autotrain-pl-tests/no-such-model")
     with pytest.raises(AutotrainError, match="model_name_or_path"):
         get_metric("bertscore", model_name_or_path=str(tmp_path / "missing"))
+
+
+def test_missing_model_hint_names_what_the_caller_can_type(tmp_path):
+    import json
+    import shlex
+
+    from autotrain_pl.data.validation import spell_options
+
+    missing = str(tmp_path / "missing")
+    with pytest.raises(AutotrainError) as python_error:
+        get_metric("bertscore", model_name_or_path=missing)
+    assert "get_metric('bertscore', model_name_or_path=" in str(python_error.value)
+    assert "metric_kwargs=" in str(python_error.value)
+    with spell_options({"metric_kwargs": "--metric_kwargs"}), pytest.raises(AutotrainError) as cli:
+        get_metric("bertscore", model_name_or_path=missing)
+    message = str(cli.value)
+    assert "get_metric" not in message and "\n" not in message
+    typed = message.split("set ", 1)[1]
+    flag, value = shlex.split(typed)[0].split("=", 1)
+    assert flag == "--metric_kwargs"
+    assert list(json.loads(value)) == ["bertscore"]  # a value `aitrain eval` accepts

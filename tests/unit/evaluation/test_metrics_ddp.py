@@ -18,8 +18,8 @@ from torchmetrics import Metric
 from autotrain_pl.evaluation.metrics import build_metric_collection
 
 NAMES = [
-    "perplexity", "exact_match", "token_f1", "meteor", "rouge1", "rougeL", "rougeLsum",
-    "accuracy", "f1_macro", "bertscore",
+    "perplexity", "exact_match", "token_f1", "f1", "meteor", "rouge1", "rougeL", "rougeLsum",
+    "chrf", "chrf++", "accuracy", "f1_macro", "bertscore",
 ]  # fmt: skip
 PREDICTIONS = ["the cat sat", "a dog\nran home", "yes", "no", "Maybe", "the end"]
 REFERENCES = [["the cat sat down"], ["the dog\nran home", "dog"], ["yes"], ["yes"], ["maybe"], ["an end"]]  # fmt: skip

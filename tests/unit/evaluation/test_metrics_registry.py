@@ -12,6 +12,7 @@ from autotrain_pl.evaluation.metrics import (
     WeightedPerplexity,
     available_metrics,
     build_metric_collection,
+    check_metrics,
     get_metric,
     register_metric,
 )
@@ -19,7 +20,8 @@ from autotrain_pl.evaluation.metrics.registry import METRICS
 
 BUILTIN_NAMES = {
     "perplexity", "bleu", "sacrebleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "chrf",
-    "bertscore", "accuracy", "f1_macro", "f1_micro", "token_f1", "exact_match", "meteor",
+    "chrf++", "bertscore", "accuracy", "f1", "f1_macro", "f1_micro", "token_f1", "exact_match",
+    "meteor",
 }  # fmt: skip
 
 
@@ -150,3 +152,27 @@ def test_perplexity_registered_metric_logs_a_tensor():
     metric = get_metric("perplexity")
     metric.update(torch.tensor(2.0), torch.tensor(2.0))
     assert metric.compute().item() == approx(torch.e)
+
+
+def test_check_metrics_fails_without_building_anything(monkeypatch):
+    built = []
+    monkeypatch.setattr(
+        "autotrain_pl.evaluation.metrics.bertscore.load_bertscore_model",
+        lambda *args: built.append(args),
+    )
+    check_metrics(["bertscore", "f1"], {"bertscore": {"model_name_or_path": "/nowhere"}})
+    assert built == []  # checked, not loaded
+    cases = [
+        (["f2"], None, "metrics: metric 'f2' is not known"),
+        (["bleu", "bleu"], None, "more than once"),
+        (["bleu"], {"bertscore": {}}, "metric_kwargs has entries ['bertscore'] that are not in "
+                                      "metrics"),
+        (["bertscore"], {"bertscore": {"model": "x"}}, "bad arguments ['model']"),
+        (["bertscore"], {"bertscore": "roberta"}, "metric_kwargs['bertscore'] must be an object"),
+        (["bleu"], ["bleu"], "metric_kwargs must map metric names"),
+        ("bleu", None, "must be a list of metric names"),
+    ]
+    for names, kwargs, message in cases:
+        with pytest.raises(AutotrainError) as error:
+            check_metrics(names, kwargs)
+        assert message in str(error.value) and "\n" not in str(error.value)
