@@ -5,7 +5,8 @@ this keeps a plain Hugging Face directory of the best model, written by
 ``autotrain_pl.models.export_model`` exactly like the final ``export/``, so it loads as is in
 transformers, vLLM or the completers. ``best.json`` beside it records the metric and step.
 
-When it checks, and why there (each check exports only on a strict improvement):
+When it checks, and why there (each check exports only on an improvement, see
+``BestModelCallback.is_better``):
 
 - ``on_validation_end``: after ``val/loss`` and every ``val/<metric>`` of the validation run;
 - ``on_train_batch_start`` once per new optimizer step or epoch: catches values logged in
@@ -25,6 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
@@ -44,8 +46,14 @@ class BestModelCallback(Callback):
         mode: ``min`` (lower is better) or ``max``.
         dirpath: where the best export goes; default ``<default_root_dir>/best``.
 
+    An improvement is a value strictly better than the best so far, or equal to it at a later
+    step: on a plateau (accuracy stuck at 1.0, a loss that stopped moving) the later model is
+    at least as good by the metric and more trained, so ``best/`` follows it. A value re-read
+    from an earlier measurement (later hooks and steps see the last validation's value again)
+    is no improvement, nor is a value at the step already exported; NaN never is.
+
     Attributes:
-        best_value, best_step: the best value so far and the global step it was reached at.
+        best_value, best_step: the best value so far and the global step it was last reached at.
     """
 
     def __init__(self, monitor: str = "val/loss", mode: str = "min",
@@ -60,6 +68,7 @@ class BestModelCallback(Callback):
         self.best_value: float | None = None
         self.best_step: int | None = None
         self._checked_at: tuple[int, int] | None = None  # (global_step, epoch) of the last check
+        self._last_seen: Any = None  # the monitored value object the last check read
 
     @property
     def state_key(self) -> str:
@@ -96,18 +105,25 @@ class BestModelCallback(Callback):
                            f"model was exported; logged metrics: {available}")
 
     # -- decision and export ----------------------------------------------------------------
-    def is_better(self, value: float) -> bool:
-        """Strictly better than the best so far (NaN never is)."""
+    def is_better(self, value: float, step: int | None = None) -> bool:
+        """Strictly better than the best so far, or equal to it at a ``step`` later than the
+        best's (a plateau keeps the later model). NaN never is."""
         if math.isnan(value):
             return False
         if self.best_value is None:
             return True
+        if value == self.best_value:
+            return step is not None and self.best_step is not None and step > self.best_step
         return value < self.best_value if self.mode == "min" else value > self.best_value
 
     def _check(self, trainer: Trainer, pl_module: LightningModule) -> None:
         current = trainer.callback_metrics.get(self.monitor)
+        # A value left over from an earlier measurement must not count as a tie at a later step.
+        fresh = not _same_measurement(current, self._last_seen)
+        self._last_seen = current  # held, so its memory cannot be reused by a new value
         value = None if current is None else float(current)
-        improved = value is not None and self.is_better(value)
+        step = trainer.global_step if fresh else None
+        improved = value is not None and self.is_better(value, step)
         improved, value = trainer.strategy.broadcast((improved, value), src=0)
         if improved:
             self._export(trainer, pl_module, value)
@@ -125,3 +141,20 @@ class BestModelCallback(Callback):
             log.info("new best %s=%.4g at step %d; exported to %s", self.monitor, value,
                      trainer.global_step, out)
         trainer.strategy.barrier()
+
+
+def _same_measurement(current: Any, previous: Any) -> bool:
+    """Whether ``current`` re-reads the value ``previous`` was read from.
+
+    Lightning hands out a fresh ``detach()`` of its cached tensor at every read of
+    ``callback_metrics``, so identity does not tell; a new measurement is a new tensor with its
+    own memory, while a re-read shares the cached tensor's.
+    """
+    if current is None or previous is None:
+        return current is previous
+    if current is previous:
+        return True
+    if isinstance(current, torch.Tensor) and isinstance(previous, torch.Tensor):
+        return (current.untyped_storage().data_ptr() == previous.untyped_storage().data_ptr()
+                and current.storage_offset() == previous.storage_offset())
+    return False

@@ -12,10 +12,14 @@ callbacks send to the loggers directly (``PeriodicEvalCallback``'s start and end
 Train-step rows follow ``trainer.log_every_n_steps``, as in every logger. A fresh fit starts a
 new file; a resumed fit (``ckpt_path``) appends, and the plots keep the last value per step.
 
-A row holds ``step`` (the logger step, as in TensorBoard or CSV: Lightning logs the metrics of
-the k-th optimizer step at k - 1), ``global_step`` (optimizer steps done, as in checkpoints and
-``best.json``), ``epoch``, ``time`` (unix seconds), ``elapsed_s`` and the metrics, e.g.
-``train/loss_step`` or ``val/exact_match``. Plots use ``global_step``.
+A row holds ``step`` (optimizer steps done when the values were measured: the row of the first
+optimizer step says 1, a validation or evaluation before any training says 0; the same count as
+``trainer.global_step``, checkpoints and ``best.json``), ``global_step`` (the same number, under
+Lightning's name), ``epoch`` (0-based: the epoch of the latest training step, so a validation at
+the end of an epoch, or an evaluation after the last one, belongs to that epoch), ``time`` (unix
+seconds), ``elapsed_s`` and the metrics, e.g. ``train/loss_step`` or ``val/exact_match``. (Other
+loggers, e.g. TensorBoard or CSV, get Lightning's own step, which is one less for train rows:
+Lightning logs the metrics of the k-th optimizer step at k - 1.) Plots use ``step``.
 """
 
 from __future__ import annotations
@@ -50,9 +54,14 @@ class JsonlMetricsLogger(Logger):
     Args:
         path: the ``.jsonl`` file.
         save_dir: reported as the logger's directory (the run directory).
-        version: reported version; the other loggers' one, so the progress bar's ``v_num``
-            stays unchanged.
-        trainer: read for ``global_step`` and ``epoch`` (held weakly).
+        version: reported version; the other loggers' one, so Lightning's ``v_num`` stays
+            unchanged.
+        trainer: read for ``global_step`` and ``epoch`` (held weakly). Without one, a row's
+            step is the step Lightning passes.
+
+    Attributes:
+        train_epoch: the epoch of the latest training step, set by ``MetricsLoggerCallback``;
+            while None, rows take ``trainer.current_epoch``.
     """
 
     def __init__(self, path: str | Path, save_dir: str | Path, version: int | str = 0,
@@ -63,6 +72,7 @@ class JsonlMetricsLogger(Logger):
         self._version = version
         self._trainer = weakref.ref(trainer) if trainer is not None else None
         self._start = time.time()
+        self.train_epoch: int | None = None
 
     @property
     def name(self) -> str:
@@ -83,13 +93,15 @@ class JsonlMetricsLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         values = {key: _number(value) for key, value in metrics.items()}
-        epoch = values.pop("epoch", None)
+        logged_epoch = values.pop("epoch", None)
         trainer = self._trainer() if self._trainer is not None else None
-        if epoch is None and trainer is not None:
-            epoch = trainer.current_epoch
+        if trainer is not None:
+            step = trainer.global_step  # optimizer steps done, for every row alike
+            epoch = self.train_epoch if self.train_epoch is not None else trainer.current_epoch
+        else:
+            epoch = None if logged_epoch is None else int(logged_epoch)
         now = time.time()
-        row = {"step": step, "global_step": trainer.global_step if trainer is not None else step,
-               "epoch": None if epoch is None else int(epoch), "time": round(now, 3),
+        row = {"step": step, "global_step": step, "epoch": epoch, "time": round(now, 3),
                "elapsed_s": round(now - self._start, 3)}
         row.update({key: (None if value is None or math.isnan(value) else value)
                     for key, value in values.items()})
@@ -135,6 +147,13 @@ class MetricsLoggerCallback(Callback):
         # takes it out again, leaving the trainer as it was.
         trainer.loggers = [*others, self.logger]
 
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        # Lightning's own epoch is already the next one in hooks after an epoch ends (a final
+        # evaluation, say); rows carry the epoch the latest step was trained in.
+        if self.logger is not None:
+            self.logger.train_epoch = trainer.current_epoch
+
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.plots and trainer.is_global_zero:
             path = self.metrics_path(trainer)
@@ -156,10 +175,10 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def metric_series(rows: list[dict[str, Any]]) -> dict[str, tuple[list[int], list[float]]]:
-    """Per metric, global steps and values sorted by step (the last value at a step wins)."""
+    """Per metric, steps and values sorted by step (the last value at a step wins)."""
     series: dict[str, dict[int, float]] = {}
     for row in rows:
-        step = row.get("global_step", row.get("step"))
+        step = row.get("global_step", row.get("step"))  # files before steps matched: global
         if step is None:
             continue
         for key, value in row.items():
@@ -171,16 +190,28 @@ def metric_series(rows: list[dict[str, Any]]) -> dict[str, tuple[list[int], list
 
 
 def write_plots(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """``loss.png`` (train and validation loss) and ``val_<metric>.png`` per validation metric.
+    """``loss.png`` (train and validation loss) and ``val_<metric>.png`` per validation metric."""
+    out = Path(out_dir)
+    written = []
+    for name, figure in plot_figures(rows).items():
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{name}.png"
+        figure.savefig(path, dpi=100)
+        written.append(path)
+    return written
+
+
+def plot_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures ``write_plots`` saves, by file stem: ``loss`` and ``val_<metric>``.
 
     Uses matplotlib's object API with the Agg canvas, so no GUI backend or pyplot state is
-    touched (safe in notebooks and on headless machines).
+    touched (safe in notebooks and on headless machines). Step ticks are whole numbers.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     series = metric_series(rows)
-    out = Path(out_dir)
     figures: dict[str, list[tuple[str, str]]] = {}
     train_loss = next((k for k in ("train/loss_step", "train/loss") if k in series), None)
     loss_curves = [(k, label) for k, label in ((train_loss, "train"), ("val/loss", "validation"))
@@ -190,7 +221,7 @@ def write_plots(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
     for key in sorted(series):
         if key.startswith("val/") and key != "val/loss":
             figures[re.sub(r"[^A-Za-z0-9_.-]+", "_", key)] = [(key, key.removeprefix("val/"))]
-    written = []
+    drawn = {}
     for name, curves in figures.items():
         figure = Figure(figsize=(6.4, 4.0), layout="constrained")
         FigureCanvasAgg(figure)
@@ -199,14 +230,15 @@ def write_plots(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
             steps, values = series[key]
             marker = "o" if len(steps) <= 30 or key.startswith("val/") else None
             axes.plot(steps, values, label=label, marker=marker, markersize=3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        steps = [step for key, _ in curves for step in series[key][0]]
+        if max(steps) - min(steps) < 2:  # too short a span for whole-number ticks
+            axes.set_xlim(max(min(steps) - 1, 0), max(steps) + 1)
         axes.set_xlabel("optimizer step")
         axes.set_ylabel("loss" if name == "loss" else curves[0][1])
         axes.set_title(name if name == "loss" else curves[0][0])
         axes.grid(alpha=0.3)
         if len(curves) > 1:
             axes.legend()
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{name}.png"
-        figure.savefig(path, dpi=100)
-        written.append(path)
-    return written
+        drawn[name] = figure
+    return drawn

@@ -1,4 +1,5 @@
-"""BestModelCallback: exports on strict improvement only, at the step that was scored."""
+"""BestModelCallback: exports on an improvement (a tie at a later step keeps the later model),
+at the step that was scored."""
 
 import json
 from pathlib import Path
@@ -31,11 +32,14 @@ def exports(monkeypatch):
 def test_is_better_by_mode():
     best = BestModelCallback(monitor="val/exact_match", mode="max")
     assert best.is_better(0.0)
-    best.best_value = 0.5
-    assert best.is_better(0.6) and not best.is_better(0.5) and not best.is_better(float("nan"))
+    best.best_value, best.best_step = 0.5, 4
+    assert best.is_better(0.6) and not best.is_better(0.4) and not best.is_better(float("nan"))
+    # A tie is an improvement only at a later step: a plateau keeps the later model.
+    assert best.is_better(0.5, step=6)
+    assert not best.is_better(0.5, step=4) and not best.is_better(0.5)
     low = BestModelCallback(mode="min")
-    low.best_value = 1.0
-    assert low.is_better(0.9) and not low.is_better(1.0)
+    low.best_value, low.best_step = 1.0, 2
+    assert low.is_better(0.9) and low.is_better(1.0, step=3) and not low.is_better(1.0, step=2)
 
 
 def test_bad_mode():
@@ -87,28 +91,44 @@ def scripted_val_loss(base: type, losses: list[float]):
 
 
 def test_monitors_val_loss_and_restores_state(tmp_path, fakes, exports):
-    # Validations at steps 2, 4, 6 score 0.5, 0.2, 0.2: step 4 is the best, and the tie at
-    # step 6 is no strict improvement, so the export keeps the weights of step 4.
-    objective = scripted_val_loss(fakes.objective, [0.5, 0.2, 0.2])
+    # Validations at steps 2, 4, 6, 8 score 0.5, 0.2, 0.2, 0.3: the tie at step 6 is an
+    # improvement (a plateau keeps the later, more trained model), so the export holds the
+    # weights of step 6; the stale 0.2 at steps 7 and 8 exports nothing more.
+    objective = scripted_val_loss(fakes.objective, [0.5, 0.2, 0.2, 0.3])
     best = BestModelCallback()
-    trainer = fakes.trainer(tmp_path, [best], max_steps=6, val_check_interval=2)
+    trainer = fakes.trainer(tmp_path, [best], max_steps=8, val_check_interval=2)
     trainer.fit(objective, datamodule=fakes.data())
-    assert sorted(objective.scored) == [2, 4, 6]
-    assert best.best_step == 4 and best.best_value == pytest.approx(0.2)
-    assert len(exports) == 2  # 0.5 at step 2, 0.2 at step 4; not the tie at step 6
+    assert sorted(objective.scored) == [2, 4, 6, 8]
+    assert best.best_step == 6 and best.best_value == pytest.approx(0.2)
+    assert len(exports) == 3  # 0.5 at step 2, 0.2 at step 4, the tie at step 6
     record = json.loads((tmp_path / "best" / "best.json").read_text())
-    assert (record["monitor"], record["mode"], record["step"]) == ("val/loss", "min", 4)
+    assert (record["monitor"], record["mode"], record["step"]) == ("val/loss", "min", 6)
     assert record["value"] == pytest.approx(0.2)
     saved = torch.load(tmp_path / "best" / WEIGHTS)
-    assert saved.keys() == objective.scored[4].keys()
-    for name, weights in objective.scored[4].items():
+    assert saved.keys() == objective.scored[6].keys()
+    for name, weights in objective.scored[6].items():
         assert torch.equal(saved[name], weights)
-    # The weights moved after step 4, so the check above tells step 4 from step 6.
+    # The weights moved between the validations, so the check above tells 4, 6 and 8 apart.
     assert not torch.equal(objective.scored[4]["weight"], objective.scored[6]["weight"])
+    assert not torch.equal(objective.scored[6]["weight"], objective.scored[8]["weight"])
     restored = BestModelCallback()
     restored.load_state_dict(best.state_dict())
     assert (restored.best_value, restored.best_step) == (best.best_value, best.best_step)
     assert "val/loss" in best.state_key
+
+
+def test_plateau_of_step_evaluations_follows_the_latest(tmp_path, fakes, scripted, exports):
+    # exact_match 1.0 from the start: each new evaluation (steps 0, 2, 4, 6 and the end at 7)
+    # ties and moves best/ to the later model; the hooks that re-read a value already
+    # judged (every other optimizer step) export nothing.
+    scripted([1.0, 1.0, 1.0, 1.0, 1.0])
+    best = BestModelCallback(monitor="val/exact_match", mode="max")
+    periodic = PeriodicEvalCallback(every_n_steps=2, eval_at_start=True)
+    trainer = fakes.trainer(tmp_path, [periodic, best], max_steps=7)
+    trainer.fit(fakes.objective(), datamodule=fakes.data())
+    assert [h["step"] for h in periodic.history] == [0, 2, 4, 6, 7]
+    assert len(exports) == 5 and best.best_step == 7
+    assert json.loads((tmp_path / "best" / "best.json").read_text())["step"] == 7
 
 
 def test_warns_when_the_metric_never_appears(tmp_path, fakes, exports):

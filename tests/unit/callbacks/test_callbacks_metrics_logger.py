@@ -4,7 +4,12 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger
 
 from autotrain_pl.callbacks import MetricsLoggerCallback, PeriodicEvalCallback
-from autotrain_pl.callbacks.metrics_logger import metric_series, read_metrics, write_plots
+from autotrain_pl.callbacks.metrics_logger import (
+    metric_series,
+    plot_figures,
+    read_metrics,
+    write_plots,
+)
 from autotrain_pl.errors import AutotrainError
 
 
@@ -54,3 +59,47 @@ def test_series_keep_the_last_value_per_step_and_plot(tmp_path):
 def test_filename_must_be_relative():
     with pytest.raises(AutotrainError, match="filename"):
         MetricsLoggerCallback(filename="/abs/metrics.jsonl")
+
+
+def test_row_steps_count_optimizer_steps_and_evaluations_keep_their_epoch(tmp_path, fakes,
+                                                                          scripted):
+    # Two epochs of 3 batches; PeriodicEval at the start, at the validations (the 2nd batch of
+    # each epoch: steps 2 and 5) and at the end (step 6), after the last epoch has closed.
+    scripted([0.1, 0.2, 0.3, 0.4])
+    periodic = PeriodicEvalCallback(eval_at_start=True)
+    trainer = fakes.trainer(tmp_path, [periodic, MetricsLoggerCallback(plots=False)],
+                            max_steps=-1, max_epochs=2, limit_train_batches=3,
+                            val_check_interval=2, limit_val_batches=1)
+    trainer.fit(fakes.objective(), datamodule=fakes.data())
+    assert trainer.current_epoch == 2  # what Lightning itself reports after the last epoch
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert all(r["step"] == r["global_step"] for r in rows)
+    train = [(r["step"], r["epoch"]) for r in rows if "train/loss" in r]
+    assert train == [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 1)]  # first step: step 1
+    evals = [(r["step"], r["epoch"]) for r in rows if "val/exact_match" in r]
+    # The end evaluation belongs to the last epoch (1), not to "epoch 2".
+    assert evals == [(0, 0), (2, 0), (5, 1), (6, 1)]
+    assert [h["when"] for h in periodic.history] == ["start", "validation", "validation", "end"]
+
+
+def test_one_epoch_run_ends_in_epoch_zero(tmp_path, fakes, scripted):
+    scripted([0.1, 0.2, 0.3])
+    trainer = fakes.trainer(tmp_path, [PeriodicEvalCallback(eval_at_start=True),
+                                       MetricsLoggerCallback(plots=False)],
+                            max_steps=-1, max_epochs=1, limit_train_batches=3,
+                            val_check_interval=2, limit_val_batches=1)
+    trainer.fit(fakes.objective(), datamodule=fakes.data())
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert {r["epoch"] for r in rows} == {0}
+    assert [r["step"] for r in rows if "val/exact_match" in r] == [0, 2, 3]  # 3: the end
+
+
+def test_step_ticks_are_whole_numbers():
+    rows = [{"step": s, "global_step": s, "train/loss_step": 2.0 / s} for s in range(1, 6)]
+    rows.append({"step": 5, "global_step": 5, "val/loss": 0.5, "val/exact_match": 0.2})
+    figures = plot_figures(rows)
+    assert set(figures) == {"loss", "val_exact_match"}
+    for figure in figures.values():
+        figure.canvas.draw()
+        ticks = figure.axes[0].get_xticks()
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
