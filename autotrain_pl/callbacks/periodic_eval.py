@@ -220,7 +220,9 @@ class PeriodicEvalCallback(Callback):
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Printed here, after the objective's export in on_fit_end, so it is the fit's last line.
-        if stage == "fit" and self._fit_finished and self.summary is not None:
+        trained = self.start_metrics is not None and self.end_metrics is not None
+        # A resumed run that had already finished trains (and evaluates) nothing: no summary.
+        if stage == "fit" and self._fit_finished and self.summary is not None and trained:
             bar = trainer.progress_bar_callback
             if isinstance(bar, RichProgressBar):  # it renders its last frame when it stops
                 bar.teardown(trainer, pl_module, stage)  # idempotent

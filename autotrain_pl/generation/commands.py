@@ -168,12 +168,15 @@ def _prompt_from_record(record: Any, where: str) -> Any:
 
 # -- aitrain chat ----------------------------------------------------------------------------------
 @SUBCOMMANDS.register("chat")
-def chat_command(argv: Sequence[str], stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout,
-                 stderr: IO[str] | None = None) -> int:
-    """Interactive streaming chat; reads user lines from ``stdin`` until ``/exit`` or EOF."""
+def chat_command(argv: Sequence[str], stdin: IO[str] | None = None,
+                 stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """Interactive streaming chat; reads user lines from ``stdin`` until ``/exit`` or EOF.
+
+    The streams default to ``sys.stdin``/``sys.stdout``/``sys.stderr`` as they are at call time.
+    """
     from autotrain_pl.generation.chat_session import ChatSession
 
-    stderr = stderr or sys.stderr
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     parser = argparse.ArgumentParser(prog="aitrain chat", description="Chat with a model. " + CHAT_HELP)
     _add_model_arguments(parser)
     parser.add_argument("--system", help="system prompt")
@@ -293,7 +296,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
 
 def _fail(error: AutotrainError, stderr: IO[str] | None = None) -> int:
     message = " ".join(str(error).split())
-    print(f"error: {message}", file=stderr or sys.stderr)
+    print(f"aitrain: error: {message}", file=stderr or sys.stderr)
     return 2
 
 

@@ -1,7 +1,8 @@
 """Every YAML in configs/ runs as is (for 2 steps), so none of them rots.
 
 Configs that need a model hub say so on their first line (``# requires-hub: ...``); they are
-skipped here and parsed by their own tests instead.
+skipped here and parsed by their own tests instead. Configs that start from the quickstart's
+export (``# requires-quickstart``) run on the export of a 2-step quickstart.
 """
 
 from pathlib import Path
@@ -10,27 +11,37 @@ import pytest
 
 from autotrain_pl.cli import run_cli
 
+CONFIG_DIR = Path(__file__).parents[3] / "configs"
 
-def needs_hub(path: Path) -> bool:
-    """Configs whose first line contains ``# requires-hub`` download models; CI is offline."""
+
+def first_line(path: Path) -> str:
     with path.open(encoding="utf-8") as handle:
-        return "# requires-hub" in handle.readline()
+        return handle.readline()
 
 
-CONFIGS = sorted(p for p in (Path(__file__).parents[3] / "configs").glob("*.yaml")
-                 if p.name != "sweep.yaml" and not needs_hub(p))
+CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml")
+                 if p.name != "sweep.yaml" and "# requires-hub" not in first_line(p))
+TWO_STEPS = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1",
+             "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
+
+
+@pytest.fixture(scope="module")
+def quickstart_export(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("quickstart")
+    code = run_cli(["fit", "--config", str(CONFIG_DIR / "quickstart.yaml"), *TWO_STEPS,
+                    "--trainer.default_root_dir", str(root)])
+    assert code == 0
+    return root / "export"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_config_runs_two_steps(config: Path, tmp_path: Path):
-    code = run_cli([
-        "fit", "--config", str(config),
-        "--trainer.max_steps", "2",
-        "--trainer.max_epochs", "1",
-        "--trainer.limit_val_batches", "2",
-        "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.enable_progress_bar", "false",
-    ])
+def test_config_runs_two_steps(config: Path, tmp_path: Path, request):
+    extra = []
+    if "# requires-quickstart" in first_line(config):
+        export = request.getfixturevalue("quickstart_export")
+        extra = ["--model.init_args.model_name_or_path", str(export)]
+    code = run_cli(["fit", "--config", str(config), *TWO_STEPS, *extra,
+                    "--trainer.default_root_dir", str(tmp_path)])
     assert code == 0
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert (tmp_path / "export" / "autotrain.json").exists()

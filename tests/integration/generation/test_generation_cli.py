@@ -99,4 +99,4 @@ def test_generate_command_unknown_model_is_a_one_line_error(capsys):
 
     assert generate_command(["--model", "builtin:nope", "hi"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "builtin:nope" in err and len(err.splitlines()) == 1
+    assert err.startswith("aitrain: error:") and "builtin:nope" in err and len(err.splitlines()) == 1

@@ -93,7 +93,7 @@ def test_generate_text_file_one_prompt_per_line(patched_load, tmp_path, capsys):
 def test_generate_user_errors_print_one_line_and_return_2(patched_load, argv, message, capsys):
     assert commands.generate_command(["--model", "builtin:tiny", *argv]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err and err.startswith("error:")
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("aitrain: error:")
 
 
 def test_bad_jsonl_line_is_reported(patched_load, tmp_path, capsys):

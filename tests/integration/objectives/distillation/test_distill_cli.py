@@ -8,7 +8,8 @@ import pytest
 from autotrain_pl.cli import _build_cli_class, run_cli
 
 CONFIGS = Path(__file__).parents[4] / "configs"
-SWITCH = ["--model.init_args.use_distillation", "true",
+SWITCH = ["--model.init_args.model_name_or_path", "builtin:tiny",
+          "--model.init_args.use_distillation", "true",
           "--model.init_args.teacher_model", "builtin:tiny",
           "--model.init_args.distillation", "{temperature: 2.0, kd_loss: jsd, beta: 0.5}"]
 
