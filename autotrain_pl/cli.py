@@ -22,6 +22,7 @@ import yaml
 
 from autotrain_pl.commands import SUBCOMMANDS
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.importing import import_object
 from autotrain_pl.quiet import quiet_known_noise
 
 USER_ERROR_EXIT_CODE = 2
@@ -48,7 +49,6 @@ def _build_cli_class(argv: Sequence[str] = ()):
     from autotrain_pl.callbacks.resume import last_checkpoint
     from autotrain_pl.config_errors import one_line
     from autotrain_pl.data import ChatDataModule
-    from autotrain_pl.importing import import_object
     from autotrain_pl.models.devices import default_precision, select_accelerator
     from autotrain_pl.objectives import ObjectiveModule
 
@@ -182,7 +182,8 @@ def _build_cli_class(argv: Sequence[str] = ()):
         def _claim_run_dir(config, resumable: bool) -> None:
             """A new fit does not silently replace the run already in its directory."""
             root = Path(config.trainer.default_root_dir or "runs/default")
-            found = [name for name in RUN_ARTIFACTS if (root / name).exists()]
+            found = [name for name in RUN_ARTIFACTS if (root / name).is_file()
+                     or (root / name).is_dir() and any((root / name).iterdir())]
             if not found or config.get("ckpt_path"):
                 return
             if not config.get("overwrite"):
@@ -203,7 +204,9 @@ def _build_cli_class(argv: Sequence[str] = ()):
                 return
             data_class = import_object(data.class_path, "data.class_path")
             init_args = data.get("init_args")
-            data_class(**(init_args.as_dict() if init_args is not None else {}))
+            datamodule = data_class(**(init_args.as_dict() if init_args is not None else {}))
+            if isinstance(datamodule, ChatDataModule) and not _distils(config.get("model")):
+                datamodule.preflight()  # distillation encodes its own pairs, at setup
 
         def before_fit(self) -> None:
             self.model.run_config = self.config.get("fit").as_dict()
@@ -216,6 +219,18 @@ def _build_cli_class(argv: Sequence[str] = ()):
                 raise
 
     return AutotrainCLI
+
+
+def _distils(model) -> bool:
+    """Whether the model config distils (its data may be prompts the teacher answers)."""
+    if model is None or not model.get("class_path"):
+        return False
+    from autotrain_pl.objectives import DistillationModule
+
+    init_args = model.get("init_args")
+    cls = import_object(model.class_path, "model.class_path")
+    return issubclass(cls, DistillationModule) or bool(init_args and
+                                                        init_args.get("use_distillation"))
 
 
 @contextlib.contextmanager
@@ -242,6 +257,8 @@ def _remove_empty_log_dir(trainer) -> None:
         if not any(path.is_file() and path.stat().st_size > 0 and path.name != "hparams.yaml"
                    for path in log_dir.rglob("*")):
             shutil.rmtree(log_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # ``logs/`` itself, if that was its only run
+                log_dir.parent.rmdir()
 
 
 def _user_error_in(error: BaseException) -> AutotrainError | None:

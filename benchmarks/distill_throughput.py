@@ -112,10 +112,10 @@ def run_ours(teacher: str, student: str, rows_path: str, batch_size: int, lr: fl
     trainer.fit(module, datamodule=data)
     result = timer.summary()
     result["teacher_forwards_in_timed_steps"] = forwards_timed[0]
-    for fingerprint_cache in module.logit_caches.values():
+    for fingerprint_cache in module.distiller.logit_caches.values():
         result["cache_disk_mib"] = fingerprint_cache.disk_bytes / 2**20
         result["cache_ram_kib"] = fingerprint_cache.memory_bytes / 2**10
-        result["cache_top_k"] = fingerprint_cache.top_k
+        result["cache_top_k"] = fingerprint_cache.columns["values"][1]
     return result
 
 

@@ -42,7 +42,7 @@ from autotrain_pl.data.sampler import (
     LengthGroupedBatchSampler,
     TokenBudgetBatchSampler,
 )
-from autotrain_pl.data.sources import LoadedSource, check_source_ref
+from autotrain_pl.data.sources import LoadedSource, check_source_ref, quiet_progress
 from autotrain_pl.data.validation import RowError, located
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import Conversation, Preference, TrainOnWhat
@@ -223,6 +223,19 @@ class ChatDataModule(LightningDataModule):
         for role, weight in self.token_weights.items():
             if isinstance(weight, bool) or not isinstance(weight, int | float):
                 raise AutotrainError(f"token_weights[{role!r}]={weight!r} must be a number")
+
+    def preflight(self, rows: int = 64) -> None:
+        """Read and encode the first ``rows`` of the training data now, quietly, so a setting
+        that leaves nothing to train on (a ``max_length`` below every reply, a row format that
+        does not fit) fails in seconds, before a model loads. ``setup`` checks all rows."""
+        if self.data_path is None:
+            return
+        with quiet_progress():
+            source = read_source(self.data_path, split=self.split, subset=self.subset,
+                                 column_mapping=self.column_mapping, max_samples=rows)
+            kind = source_format(source, self.row_format).kind
+            self._encode(source, "preference" if kind == "preference" else "sft", "train")
+        self.stats.clear()
 
     # -- tokenizer and renderer -----------------------------------------------------------
     @property

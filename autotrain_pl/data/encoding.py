@@ -288,8 +288,13 @@ def _nonzero_drops(stats: DataStats) -> dict[str, int]:
 def report_stats(
     stats: DataStats, split_name: str, source: str, max_length: int, policy: str
 ) -> None:
-    """Log the counts; warn when samples were dropped, since that changes what is trained."""
+    """Log the counts; warn when samples were dropped, since that changes what is trained.
+
+    When nothing is left, the error that follows (``check_not_empty``) says why: no warning.
+    """
     log.info("%s (%s): %s", split_name, source, stats.as_dict())
+    if stats.samples == 0:
+        return
     if stats.dropped_truncated_untrainable:
         log.warning(
             "%s: dropped %d samples because truncation to %s=%d would cut away all of "

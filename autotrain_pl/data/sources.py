@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,11 +180,17 @@ def check_source_ref(ref: str, field_name: str = "data_path") -> None:
     if is_synthetic_ref(ref):
         parse_synthetic_ref(ref)
         return
-    if looks_local(ref) and not os.path.exists(os.path.expanduser(ref)):
+    path = os.path.expanduser(ref)
+    if looks_local(ref) and not os.path.exists(path):
         raise AutotrainError(
             f"{option_name(field_name)}={ref!r} does not exist; give an existing file or folder (jsonl, json, "
             "csv, parquet), a dataset name, or a synthetic:<generator> reference"
         )
+    suffix = Path(path).suffix.lower()
+    if os.path.isfile(path) and suffix in DATA_EXTENSIONS:  # empty: say so before a model loads
+        reason = _empty_before_reading(path, DATA_EXTENSIONS[suffix])
+        if reason is not None:
+            raise _empty_file_error(path, reason)
 
 
 def load_source(ref: str, split: str | None = None, subset: str | None = None) -> LoadedSource:
@@ -222,6 +230,23 @@ def _builder_for(path: str) -> str:
     return DATA_EXTENSIONS[suffix]
 
 
+#: Files smaller than this convert to Arrow in a blink: their progress bar is noise.
+QUIET_BELOW_BYTES = 64 * 2**20
+
+
+@contextmanager
+def quiet_progress(quiet: bool = True) -> Iterator[None]:
+    """``datasets``' progress bars off inside the block (when ``quiet``), as they were after."""
+    restore = quiet and datasets.is_progress_bar_enabled()
+    if restore:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if restore:
+            datasets.enable_progress_bars()
+
+
 def _load_one_file(path: str) -> datasets.Dataset:
     """One file as a dataset; raises :class:`EmptySourceError` when it holds no rows."""
     builder = _builder_for(path)
@@ -230,14 +255,16 @@ def _load_one_file(path: str) -> datasets.Dataset:
         raise _empty_file_error(path, reason)
     options = {"keep_default_na": False} if builder == "csv" else {}
     try:
-        dataset = datasets.load_dataset(builder, data_files=path, split="train", **options)
+        with quiet_progress(os.path.getsize(path) < QUIET_BELOW_BYTES):
+            dataset = datasets.load_dataset(builder, data_files=path, split="train", **options)
         if builder == "csv" and any(
             getattr(f, "dtype", "string") != "string" for f in dataset.features.values()
         ):  # CSV cells are text: keep "95" a string rather than an inferred integer column
             text = datasets.Features({c: datasets.Value("string") for c in dataset.column_names})
-            dataset = datasets.load_dataset(
-                builder, data_files=path, split="train", features=text, **options
-            )
+            with quiet_progress(os.path.getsize(path) < QUIET_BELOW_BYTES):
+                dataset = datasets.load_dataset(
+                    builder, data_files=path, split="train", features=text, **options
+                )
     except Exception as err:  # datasets wraps parser errors in several types
         reason = _empty_after_reading(path, builder)
         if reason:

@@ -39,9 +39,23 @@ def set_value(section: str, key: str, value):
 
 def used_run_dir(tmp_path: Path) -> list[str]:
     (tmp_path / "run" / "export").mkdir(parents=True)
+    (tmp_path / "run" / "export" / "config.json").write_text("{}")
     return ["fit", "--config", SFT, "--trainer.default_root_dir", str(tmp_path / "run")]
 
 
+def empty_file(tmp_path: Path, name: str = "empty.jsonl") -> str:
+    path = tmp_path / name
+    path.write_text("")
+    return str(path)
+
+
+def unknown_columns(tmp_path: Path) -> str:
+    path = tmp_path / "wrong.csv"
+    path.write_text("question_text,answer_text\nWhat is 1 + 1?,2\n")
+    return str(path)
+
+
+TINY = ["--model.init_args.model_name_or_path", "builtin:tiny"]
 CASES = {
     "cli key typo": (lambda t: ["fit", "--config", SFT, "--model.init_args.learning_rte", "1e-3"],
                      ["model.init_args.learning_rte", "did you mean learning_rate"]),
@@ -67,6 +81,24 @@ CASES = {
     "run directory in use": (used_run_dir, ["already holds a run", "--overwrite"]),
     "overwrite outside fit": (lambda t: ["validate", "--config", SFT, "--overwrite", "true"],
                               ["--overwrite applies to aitrain fit"]),
+    "empty data file (fit)": (lambda t: ["fit", "--config", SFT, *TINY, "--data.init_args.data_path",
+                                         empty_file(t), "--trainer.default_root_dir", str(t / "r")],
+                              ["empty.jsonl", "no rows"]),
+    "empty data file (eval)": (lambda t: ["eval", "--model", "builtin:tiny", "--dataset",
+                                          empty_file(t)], ["empty.jsonl", "no rows"]),
+    "columns of no row format (eval)": (lambda t: ["eval", "--model", "builtin:tiny", "--dataset",
+                                                   unknown_columns(t)],
+                                        ["wrong.csv", "--column_mapping", "--row_format"]),
+    "unknown metric (eval)": (lambda t: ["eval", "--model", "builtin:tiny", "--dataset",
+                                         "synthetic:arithmetic?n=4", "--metrics", "blue"],
+                              ["metric 'blue' is not known", "bleu"]),
+    "max_length below every reply": (lambda t: ["fit", "--config", SFT, *TINY,
+                                                "--data.init_args.max_length", "4",
+                                                "--trainer.default_root_dir", str(t / "r")],
+                                     ["data.init_args.max_length (now 4)"]),
+    "bertscore model offline (eval)": (lambda t: ["eval", "--model", "builtin:tiny", "--dataset",
+                                                  "synthetic:arithmetic?n=4", "--metrics",
+                                                  "bertscore"], ["bertscore", "--metric_kwargs"]),
 }
 
 

@@ -1,6 +1,8 @@
-"""AutotrainProgressBar: short metric names, readable values, steps, within 80 columns."""
+"""AutotrainProgressBar: short metric names, readable values, steps, within 80 columns; few
+lines when the output is not a terminal; validate, test and predict runs."""
 
 import io
+import time
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from autotrain_pl.callbacks import AutotrainModelSummary, AutotrainProgressBar, BestModelCallback
+from autotrain_pl.callbacks import progress as progress_module
 from autotrain_pl.callbacks.progress import format_metric
 
 
@@ -36,6 +39,12 @@ class LogsLikeAnObjective(LightningModule):
         self.log("val/ppl", 4.38)
         self.log("val/exact_match", 0.12)  # as PeriodicEvalCallback logs it: no prog_bar
 
+    def test_step(self, batch, batch_idx):
+        self.log("test/loss", 1.5)
+
+    def predict_step(self, batch, batch_idx):
+        return batch[0]
+
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
@@ -45,15 +54,16 @@ def _loader(n: int = 40):
                                        batch_size=4)
 
 
-def _fit(tmp_path, callbacks, **kwargs):
-    bar = AutotrainProgressBar()
+def _fit(tmp_path, callbacks, bar=None, train=None, **kwargs):
+    bar = bar or AutotrainProgressBar()
     options = dict(default_root_dir=tmp_path, log_every_n_steps=1, accelerator="cpu",
                    enable_model_summary=False, enable_checkpointing=False,
                    num_sanity_val_steps=0, logger=CSVLogger(tmp_path))  # a logger: a v_num
     options.update(kwargs)
     trainer = Trainer(callbacks=[bar, *callbacks], **options)
     module = LogsLikeAnObjective()
-    trainer.fit(module, train_dataloaders=_loader(), val_dataloaders=_loader(8))
+    trainer.fit(module, train_dataloaders=_loader() if train is None else train,
+                val_dataloaders=_loader(8))
     return bar, trainer, module
 
 
@@ -151,7 +161,7 @@ def test_model_summary_without_flops_when_none_were_measured(tmp_path, capsys):
     assert "FLOPs" not in out
 
 
-def test_validate_keeps_the_lightning_bar(tmp_path):
+def test_validate_shows_a_validation_bar(tmp_path):
     bar = AutotrainProgressBar()
     trainer = Trainer(callbacks=[bar], default_root_dir=tmp_path, accelerator="cpu",
                       logger=False, enable_model_summary=False)
@@ -160,3 +170,79 @@ def test_validate_keeps_the_lightning_bar(tmp_path):
     lines = _render(bar, 80)
     assert lines[0].startswith("Validation") and "2/2" in lines[0]
     assert not any(line.startswith("loss ") or "val loss" in line for line in lines)
+
+
+def test_test_and_predict_show_their_bars(tmp_path):
+    bar = AutotrainProgressBar()
+    trainer = Trainer(callbacks=[bar], default_root_dir=tmp_path, accelerator="cpu",
+                      logger=False, enable_model_summary=False)
+    module = LogsLikeAnObjective()
+    trainer.test(module, _loader(12))
+    assert _render(bar, 80)[0].startswith("Testing") and "3/3" in _render(bar, 80)[0]
+    trainer.predict(module, _loader(8))
+    lines = _render(bar, 80)
+    assert lines[0].startswith("Predicting") and "2/2" in lines[0] and len(lines) == 1
+
+
+def test_sanity_check_leaves_no_bar_behind(tmp_path):
+    bar, _, _ = _fit(tmp_path, [], max_steps=4, num_sanity_val_steps=2, val_check_interval=2)
+    lines = _render(bar, 80)
+    assert lines[0].startswith("step 4/4 ")
+    assert not any("Sanity" in line or "Validation" in line for line in lines), lines
+
+
+def test_unknown_length_pulses_with_a_step_count(tmp_path):
+    class Endless(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            for _ in range(20):
+                yield torch.randn(2),
+
+    train = torch.utils.data.DataLoader(Endless(), batch_size=4)
+    bar, trainer, _ = _fit(tmp_path, [], train=train, max_epochs=1, limit_val_batches=0)
+    assert bar.train_description(trainer) == "epoch 1/1 step 5"
+    assert _render(bar, 80)[0].startswith("epoch 1/1 step 5 ")
+
+
+def test_refresh_rate_zero_shows_nothing(tmp_path, capsys):
+    bar, _, _ = _fit(tmp_path, [], bar=AutotrainProgressBar(refresh_rate=0), max_steps=3)
+    assert bar.progress is None
+    assert "step" not in capsys.readouterr().out
+
+
+def _printed(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_off_a_terminal_the_last_frame_prints_once(tmp_path, capsys):
+    capsys.readouterr()
+    _fit(tmp_path, [], max_steps=10, val_check_interval=2)  # pytest's stdout: not a terminal
+    lines = _printed(capsys)
+    assert len(lines) == 2, lines  # the bar and the metrics, not a frame per step
+    assert lines[0].startswith("step 10/10 ") and lines[1].startswith("loss ")
+
+
+def test_off_a_terminal_snapshots_are_spaced_in_time(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(progress_module, "NON_TTY_EVERY_S", 0.0)  # one per step or batch
+    capsys.readouterr()
+    _fit(tmp_path, [], max_steps=4, limit_val_batches=0)
+    steps = [line for line in _printed(capsys) if line.startswith("step ")]
+    assert [line.split()[1] for line in steps] == ["1/4", "2/4", "3/4", "4/4", "4/4"], steps
+
+
+def test_on_a_terminal_the_display_redraws_in_place(tmp_path, monkeypatch):
+    out = io.StringIO()
+    terminal = Console(file=out, force_terminal=True, force_interactive=True, width=80,
+                       color_system=None)
+    monkeypatch.setattr(progress_module, "get_console", lambda: terminal)
+    start = time.monotonic()
+    bar, _, _ = _fit(tmp_path, [], max_steps=6, val_check_interval=3)
+    seconds = time.monotonic() - start
+    text = out.getvalue()
+    assert "\x1b[" in text  # cursor moves: one display redrawn, not lines appended
+    frames = text.count("step ")
+    # Rich redraws when a bar is added (the train bar, one per validation), at stop, and at
+    # most 4 times a second in between: never once per step.
+    bars_added = 1 + 2
+    assert 1 <= frames <= bars_added + 1 + 4 * seconds + 1, frames
+    last = text[text.rindex("step "):]
+    assert last.startswith("step 6/6 ") and "val loss 1.478" in last

@@ -3,8 +3,6 @@
 import csv
 from pathlib import Path
 
-import pytest
-
 from autotrain_pl.cli import _build_cli_class, run_cli
 
 CONFIGS = Path(__file__).parents[4] / "configs"
@@ -37,9 +35,7 @@ def test_use_distillation_on_the_sft_config_trains_with_kd(tmp_path):
 def test_hub_config_is_marked_and_parses(capsys):
     config = CONFIGS / "distill_hub_lora.yaml"
     assert config.read_text().splitlines()[0].startswith("# requires-hub")
-    with pytest.raises(SystemExit) as done:
-        run_cli(["fit", "--config", str(config), "--print_config"])
-    assert done.value.code in (0, None)
+    assert run_cli(["fit", "--config", str(config), "--print_config"]) == 0
     printed = capsys.readouterr().out
     for key in ("teacher_model: Qwen/Qwen2.5-1.5B-Instruct", "model_name_or_path: Qwen/Qwen2.5-0.5B",
                 "response_source: teacher", "teacher_cache: disk", "target_modules: all-linear"):

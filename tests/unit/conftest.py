@@ -1,4 +1,4 @@
-"""A fake objective and data module, and a scripted ``generate_and_score``: hook logic in seconds."""
+"""Unit-test doubles: a fake objective and data module, and a scripted ``generate_and_score``."""
 
 from __future__ import annotations
 
