@@ -23,7 +23,7 @@ import yaml
 from autotrain_pl.commands import SUBCOMMANDS
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.importing import import_object
-from autotrain_pl.quiet import quiet_known_noise
+from autotrain_pl.quiet import no_progress_bars_off_terminal, quiet_known_noise
 
 USER_ERROR_EXIT_CODE = 2
 LIGHTNING_SUBCOMMANDS = {
@@ -292,6 +292,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_known_noise()  # before bitsandbytes is imported: it logs at import time
+    if from_command_line:  # not for tests and library callers, whose stderr is theirs
+        no_progress_bars_off_terminal()
     if not argv or argv[0] in ("-h", "--help"):
         print(_top_level_help(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else USER_ERROR_EXIT_CODE

@@ -24,14 +24,19 @@ What is filtered, and why the user cannot act on it:
 
 The model summary's ``Total FLOPs: 0`` is a table row, not a message:
 ``autotrain_pl.callbacks.AutotrainModelSummary`` leaves it out.
+
+``no_progress_bars_off_terminal()`` turns off the tqdm bars of ``datasets`` and ``transformers``
+when stderr is a pipe or a log file, where each redraw would be appended.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import warnings
 from dataclasses import dataclass
+from typing import TextIO
 
 __all__ = ["KNOWN_NOISE_LOGS", "KNOWN_NOISE_WARNINGS", "MessageFilter", "quiet_known_noise"]
 
@@ -104,3 +109,19 @@ def quiet_known_noise() -> None:
             if not any(isinstance(f, MessageFilter) and f.pattern.pattern == spec.message
                        for f in logger.filters):
                 logger.addFilter(MessageFilter(spec.message))
+
+
+def no_progress_bars_off_terminal(stream: TextIO | None = None) -> bool:
+    """Turn off ``datasets``' and ``transformers``' tqdm bars when ``stream`` (stderr) is not a
+    terminal: in a pipe or a CI log each redraw is appended, and one tokenization pass becomes a
+    line of hundreds of kilobytes. Our own progress bar prints spaced snapshots there instead.
+    Returns whether the bars were turned off."""
+    stream = sys.stderr if stream is None else stream
+    if stream.isatty():
+        return False
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+    return True
