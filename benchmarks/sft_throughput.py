@@ -26,6 +26,11 @@ allocator already holds: compare memory across runs with care.
   Its step time is the wall-time difference of a long and a short run divided by the step
   difference, so start-up (imports, model build, tokenization, checkpoint write) cancels. Its
   tokens are counted on the same batches, rebuilt here from the same data module and seed.
+- ``trl_proc`` / ``trl_nogc_proc``: ``SFTTrainer`` (TRL defaults / gradient checkpointing off)
+  timed exactly like ``cli``: each run a fresh process, the per-step time from a long and a short
+  run, the tokens those steps held. ``ours_cli_vs_trl_proc`` is the like-for-like ratio of what
+  users of either tool get; in-process runners share one long-lived process, whose state (memory
+  held by earlier runners, the memory sampler thread) costs every in-process runner alike.
 
 Workloads (``--workload``):
 
@@ -35,7 +40,7 @@ Workloads (``--workload``):
 
 Each runner runs ``--rounds`` times in rotating order and its median round is reported.
 ``ratios`` holds ``ours_vs_<peer>`` (in-process Lightning) and ``ours_cli_vs_<peer>`` (the
-``aitrain fit`` subprocess) per workload: unsuffixed for ``short``, suffixed ``_mixed`` for
+``aitrain fit`` subprocess; compare it with the ``*_proc`` peers) per workload: unsuffixed for ``short``, suffixed ``_mixed`` for
 ``mixed``.
 
 Run: ``python benchmarks/sft_throughput.py [--quick] [--workload short|mixed|both]``; writes
@@ -63,6 +68,9 @@ RESULTS = Path(__file__).parent / "results" / "sft_throughput.json"
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM = "You are a careful calculator. Reply with the number only."
 _DEFAULT_THREADS = torch.get_num_threads()
+RUNNERS = ("ours", "trl", "trl_nogc", "handwritten", "cli", "trl_proc", "trl_nogc_proc")
+SUBPROCESS_RUNNERS = frozenset({"cli", "trl_proc", "trl_nogc_proc"})
+PEERS = ("trl", "trl_nogc", "handwritten", "trl_proc", "trl_nogc_proc")
 FILLER = ("please", "kindly", "quickly", "now", "tell", "me", "honestly", "exactly", "friend",
           "today", "again", "if", "you", "can", "so", "well", "then", "just", "really", "okay")
 
@@ -141,6 +149,7 @@ class StepTimer:
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.steps, self.tokens, self.trained = warmup, 0, 0, 0
+        self.per_step: list[tuple[int, int]] = []  # (tokens, trained) of every step
         self.seconds = self.cpu_seconds = 0.0
         self._start = self._cpu_start = None
 
@@ -151,6 +160,7 @@ class StepTimer:
         elapsed = time.perf_counter() - self._start
         cpu = time.process_time() - self._cpu_start
         self.steps += 1
+        self.per_step.append((tokens, trained))
         if self.steps > self.warmup:
             self.tokens += tokens
             self.trained += trained
@@ -163,7 +173,8 @@ class StepTimer:
         return {"tokens_per_s": self.tokens / seconds, "trained_tokens_per_s": self.trained / seconds,
                 "steps_per_s": timed / seconds, "timed_steps": timed, "timed_tokens": self.tokens,
                 "timed_trained_tokens": self.trained,
-                "cpu_tokens_per_s": self.tokens / max(self.cpu_seconds, 1e-9)}
+                "cpu_tokens_per_s": self.tokens / max(self.cpu_seconds, 1e-9),
+                "per_step": self.per_step}
 
 
 def real_tokens(batch) -> int:
@@ -293,6 +304,53 @@ def run_trl(model_ref: str, rows: list[dict], steps: int, batch_size: int, max_l
     trainer.training_step = counting_step
     trainer.train()
     return timer.result()
+
+
+def run_trl_subprocess(model_ref: str, rows_path: str, steps: tuple[int, int], batch_size: int,
+                       max_length: int, lr: float, work: Path, round_index: int,
+                       gradient_checkpointing: bool | None = None) -> dict:
+    """``SFTTrainer`` timed as ``run_cli`` times ``aitrain fit``: a fresh process per run, the
+    per-step time from a long and a short run, so both sides pay the same process conditions.
+    The tokens are the ones the long run's own steps ``short..long-1`` held."""
+    short, long = steps
+    seconds, cpu, per_step = {}, {}, {}
+    for n in (short, long) if round_index % 2 == 0 else (long, short):
+        out = work / f"trl_{n}.json"
+        command = [sys.executable, __file__, "--child_trl", rows_path, "--child_out", str(out),
+                   "--steps", str(n), "--model", model_ref, "--batch_size", str(batch_size),
+                   "--max_length", str(max_length), "--child_lr", str(lr)]
+        if gradient_checkpointing is not None:
+            command += ["--child_gradient_checkpointing", str(gradient_checkpointing).lower()]
+        with open(work / f"trl_{n}.log", "w") as log:
+            start, used = time.perf_counter(), _children_cpu()
+            done = subprocess.run(command, cwd=REPO, env=_cli_env(), stdout=log,
+                                  stderr=subprocess.STDOUT, check=False)
+            seconds[n], cpu[n] = time.perf_counter() - start, _children_cpu() - used
+        if done.returncode != 0:
+            raise RuntimeError(f"SFTTrainer child failed; see {work / f'trl_{n}.log'}")
+        per_step[n] = json.loads(out.read_text())
+    delta = max(seconds[long] - seconds[short], 1e-9)
+    tokens = sum(t for t, _ in per_step[long][short:long])
+    trained = sum(t for _, t in per_step[long][short:long])
+    return {"tokens_per_s": tokens / delta, "trained_tokens_per_s": trained / delta,
+            "steps_per_s": (long - short) / delta, "timed_steps": long - short,
+            "timed_tokens": tokens, "timed_trained_tokens": trained,
+            "cpu_tokens_per_s": tokens / max(cpu[long] - cpu[short], 1e-9),
+            "seconds_short_run": seconds[short], "seconds_long_run": seconds[long],
+            "startup_seconds": seconds[short] - short * delta / (long - short)}
+
+
+def trl_child(args) -> None:
+    """``--child_trl``: one ``SFTTrainer`` run of ``--steps`` steps; writes its per-step tokens."""
+    import tempfile
+
+    rows = [json.loads(line) for line in Path(args.child_trl).read_text().splitlines() if line]
+    gradient_checkpointing = (None if args.child_gradient_checkpointing is None
+                              else args.child_gradient_checkpointing == "true")
+    result = run_trl(args.model, rows, args.steps, args.batch_size, args.max_length,
+                     args.child_lr, 0, tempfile.mkdtemp(prefix="trl_child_"),
+                     gradient_checkpointing=gradient_checkpointing)
+    Path(args.child_out).write_text(json.dumps(result["per_step"]))
 
 
 def run_handwritten(model_ref: str, rows_path: str, steps: int, batch_size: int, max_length: int,
@@ -473,6 +531,9 @@ def run_workload(name: str, rows: list[dict], args, model_ref: str, steps: int, 
                                       gradient_checkpointing=False),
         "handwritten": lambda r: run_handwritten(model_ref, rows_path, steps, bs, ml, lr, warmup),
     }
+    for runner, checkpointing in (("trl_proc", None), ("trl_nogc_proc", False)):
+        runners[runner] = (lambda r, gc=checkpointing: run_trl_subprocess(
+            model_ref, rows_path, cli_steps, bs, ml, lr, work, r, gradient_checkpointing=gc))
     if "cli" in runner_names:
         tokens = cli_batch_tokens(model_ref, rows_path, bs, ml, *cli_steps)
         runners["cli"] = lambda r: run_cli(model_ref, rows_path, cli_steps, bs, ml, work, r, tokens)
@@ -486,8 +547,10 @@ def run_workload(name: str, rows: list[dict], args, model_ref: str, steps: int, 
         for runner in names[shift:] + names[:shift]:
             with PeakMemory() as memory:
                 result = runners[runner](round_index)
-            # The CLI runs in a subprocess, whose memory this process does not see.
-            result["peak_memory_growth_mb"] = None if runner == "cli" else memory.growth_mb
+            result.pop("per_step", None)
+            # Subprocess runners: this process does not see their memory.
+            result["peak_memory_growth_mb"] = None if runner in SUBPROCESS_RUNNERS \
+                else memory.growth_mb
             rounds[runner].append(result)
             print(f"  [{name}] round {round_index + 1} {runner}: "
                   f"{result['tokens_per_s']:.0f} tokens/s, {result['steps_per_s']:.2f} steps/s",
@@ -497,7 +560,7 @@ def run_workload(name: str, rows: list[dict], args, model_ref: str, steps: int, 
                for n, runs in rounds.items()}
     ratios = {}
     for ours, label in (("ours", "ours"), ("cli", "ours_cli")):
-        for peer in ("trl", "trl_nogc", "handwritten"):
+        for peer in PEERS:
             if ours in results and peer in results:
                 ratios[f"{label}_vs_{peer}"] = (results[ours]["tokens_per_s"]
                                                 / results[peer]["tokens_per_s"])
@@ -511,7 +574,7 @@ def run_workload(name: str, rows: list[dict], args, model_ref: str, steps: int, 
     cpu = {n: statistics.median(r["cpu_tokens_per_s"] for r in runs) for n, runs in rounds.items()}
     cpu_ratios = {f"{label}_vs_{peer}": cpu[ours] / cpu[peer]
                   for ours, label in (("ours", "ours"), ("cli", "ours_cli"))
-                  for peer in ("trl", "trl_nogc", "handwritten") if ours in cpu and peer in cpu}
+                  for peer in PEERS if ours in cpu and peer in cpu}
     lengths = [len(r["messages"][1]["content"].split()) for r in rows]
     report = {"rows": len(rows), "user_words_min": min(lengths), "user_words_max": max(lengths),
               "results": results, "ratios": ratios, "cpu_time_ratios": cpu_ratios}
@@ -532,15 +595,24 @@ def main() -> None:
     parser.add_argument("--workload", choices=("short", "mixed", "both"), default="both")
     parser.add_argument("--mixed_rows", type=int, default=None,
                         help="rows of the mixed workload (default 3000; 640 with --quick)")
-    parser.add_argument("--runners", default="ours,trl,handwritten,cli",
-                        help="comma-separated subset of ours,trl,trl_nogc,handwritten,cli (trl_nogc: "
-                             "SFTTrainer with gradient checkpointing off, not TRL's default)")
+    parser.add_argument("--runners", default="ours,trl,handwritten,cli,trl_proc,trl_nogc_proc",
+                        help=f"comma-separated subset of {','.join(RUNNERS)} (*_nogc: SFTTrainer "
+                             "with gradient checkpointing off, not TRL's default; *_proc: timed "
+                             "in fresh processes like cli)")
+    parser.add_argument("--child_trl", help=argparse.SUPPRESS)
+    parser.add_argument("--child_out", help=argparse.SUPPRESS)
+    parser.add_argument("--child_lr", type=float, default=1e-4, help=argparse.SUPPRESS)
+    parser.add_argument("--child_gradient_checkpointing", choices=("true", "false"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=None,
                         help="runs per runner, median reported (default 3; 1 with --quick)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads here and in the aitrain subprocess")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
+    if args.child_trl:
+        trl_child(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -555,7 +627,7 @@ def main() -> None:
     args.rounds = args.rounds or (1 if args.quick else 3)
     mixed_rows = args.mixed_rows or (640 if args.quick else 3000)
     runner_names = [n.strip() for n in args.runners.split(",") if n.strip()]
-    unknown = set(runner_names) - {"ours", "trl", "trl_nogc", "handwritten", "cli"}
+    unknown = set(runner_names) - set(RUNNERS)
     if unknown:
         parser.error(f"unknown runners {sorted(unknown)}")
 

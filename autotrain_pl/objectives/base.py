@@ -25,6 +25,7 @@ the same controller and log the same metrics.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,12 +46,14 @@ from autotrain_pl.models import (
     prepare_for_training,
 )
 from autotrain_pl.training import (
+    CompiledLayers,
     LossOutput,
     MeanAccumulator,
     StepController,
     StepOutcome,
     TokenSelection,
     check_loss_output,
+    compiled_layers_for,
     forward_logprobs,
     forward_trained_logits,
     lr_lambda,
@@ -70,6 +73,10 @@ class ObjectiveModule(LightningModule):
         dtype: weight dtype; float32 unless the trainer precision says otherwise.
         attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``... (None: default).
         gradient_checkpointing: recompute activations in backward to save memory.
+        compile: ``torch.compile`` each decoder layer for training steps (dynamic shapes): fused
+            elementwise kernels, ~1.15-1.2x faster steps on CPU after 20-40 s of compilation.
+            Evaluation and generation stay eager. Where compilation cannot run (MPS, no C++
+            compiler on a CPU machine) the run warns and trains uncompiled.
         trust_remote_code: allow model code from the hub (off by default, for safety).
         lora: LoRA options (r, alpha, dropout, target_modules); None trains all weights.
         quantization: 4-bit/8-bit bitsandbytes loading of the base (QLoRA, needs ``lora``).
@@ -98,6 +105,7 @@ class ObjectiveModule(LightningModule):
         dtype: str = "float32",
         attn_implementation: str | None = None,
         gradient_checkpointing: bool = False,
+        compile: bool = False,
         trust_remote_code: bool = False,
         lora: LoraOptions | None = None,
         quantization: QuantizationOptions | None = None,
@@ -151,6 +159,7 @@ class ObjectiveModule(LightningModule):
         #: The resolved config of the run, recorded in the export (``aitrain`` sets it).
         self.run_config: dict[str, Any] | None = None
         self._eval_means = MeanAccumulator()
+        self._compiled_layers: CompiledLayers | None = None  # during fit, with compile=True
 
     @property
     def model_name_or_path(self) -> str:
@@ -200,8 +209,18 @@ class ObjectiveModule(LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.step_controller.start_window()
 
+    def on_fit_start(self) -> None:
+        if self.hparams.compile:
+            self._compiled_layers = compiled_layers_for(self.model, self.device)
+
+    def training_forward(self) -> contextlib.AbstractContextManager[None]:
+        """The context of a training forward: the compiled decoder layers when ``compile``."""
+        layers = self._compiled_layers
+        return layers.active() if layers is not None else contextlib.nullcontext()
+
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        output = self.loss_output(batch)
+        with self.training_forward():
+            output = self.loss_output(batch)
         if not self.automatic_optimization:
             self.backward_micro_batch(output)
             self.finish_optimizer_step()
@@ -341,6 +360,7 @@ class ObjectiveModule(LightningModule):
         return Path(self.trainer.default_root_dir) / "export"
 
     def on_fit_end(self) -> None:
+        self._compiled_layers = None  # the module leaves fit as it came in
         if not self.hparams.export or self.tokenizer is None:
             return
         if self.trainer.is_global_zero:

@@ -1,10 +1,12 @@
 """Step machinery shared by objectives, the client, evaluation and callbacks.
 
-Forward passes at trained positions only (``tokens``, ``final_layer``), the one optimizer-step
+Forward passes at trained positions only (``tokens``, ``final_layer``), compiled decoder
+layers for training forwards (``compiled``), the one optimizer-step
 implementation (``stepping``), optimizer and schedule construction (``optim``), and the holder of
 frozen models and of values they computed once (``frozen``, ``frozen_cache``).
 """
 
+from autotrain_pl.training.compiled import CompiledLayers, compiled_layers_for
 from autotrain_pl.training.frozen import FrozenModel, model_signature
 from autotrain_pl.training.frozen_cache import FrozenValueCache
 from autotrain_pl.training.optim import (
@@ -34,9 +36,9 @@ from autotrain_pl.training.tokens import (
 )
 
 __all__ = [
-    "SCHEDULES", "FrozenModel", "FrozenValueCache", "LossOutput", "MeanAccumulator",
+    "SCHEDULES", "CompiledLayers", "FrozenModel", "FrozenValueCache", "LossOutput", "MeanAccumulator",
     "NonFiniteGradientWarning", "PolicyHolder", "StepController", "StepOutcome", "SteppedModule",
-    "TokenSelection", "check_clip_norm", "check_loss_output", "count_real_tokens",
+    "TokenSelection", "check_clip_norm", "check_loss_output", "compiled_layers_for", "count_real_tokens",
     "forward_logprobs", "forward_trained_logits", "lr_lambda", "model_signature",
     "parameter_groups", "resolve_optimizer_class", "select_trained_tokens", "warmup_steps_for",
 ]
