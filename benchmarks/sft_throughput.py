@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import resource
@@ -306,6 +307,21 @@ def run_trl(model_ref: str, rows: list[dict], steps: int, batch_size: int, max_l
     return timer.result()
 
 
+def two_run_result(steps: tuple[int, int], seconds: dict[int, float], cpu: dict[int, float],
+                   tokens: int, trained: int) -> dict:
+    """Per-step figures from a long and a short run of the same job: start-up cancels."""
+    short, long = steps
+    # NaN, not an absurd rate, when start-up noise outweighed the extra steps (use more steps).
+    delta = seconds[long] - seconds[short] if seconds[long] > seconds[short] else math.nan
+    return {"tokens_per_s": tokens / delta, "trained_tokens_per_s": trained / delta,
+            "steps_per_s": (long - short) / delta, "timed_steps": long - short,
+            "timed_tokens": tokens, "timed_trained_tokens": trained,
+            "cpu_tokens_per_s": tokens / (cpu[long] - cpu[short] if cpu[long] > cpu[short]
+                                          else math.nan),
+            "seconds_short_run": seconds[short], "seconds_long_run": seconds[long],
+            "startup_seconds": seconds[short] - short * delta / (long - short)}
+
+
 def run_trl_subprocess(model_ref: str, rows_path: str, steps: tuple[int, int], batch_size: int,
                        max_length: int, lr: float, work: Path, round_index: int,
                        gradient_checkpointing: bool | None = None) -> dict:
@@ -329,15 +345,9 @@ def run_trl_subprocess(model_ref: str, rows_path: str, steps: tuple[int, int], b
         if done.returncode != 0:
             raise RuntimeError(f"SFTTrainer child failed; see {work / f'trl_{n}.log'}")
         per_step[n] = json.loads(out.read_text())
-    delta = max(seconds[long] - seconds[short], 1e-9)
     tokens = sum(t for t, _ in per_step[long][short:long])
     trained = sum(t for _, t in per_step[long][short:long])
-    return {"tokens_per_s": tokens / delta, "trained_tokens_per_s": trained / delta,
-            "steps_per_s": (long - short) / delta, "timed_steps": long - short,
-            "timed_tokens": tokens, "timed_trained_tokens": trained,
-            "cpu_tokens_per_s": tokens / max(cpu[long] - cpu[short], 1e-9),
-            "seconds_short_run": seconds[short], "seconds_long_run": seconds[long],
-            "startup_seconds": seconds[short] - short * delta / (long - short)}
+    return two_run_result(steps, seconds, cpu, tokens, trained)
 
 
 def trl_child(args) -> None:
@@ -506,14 +516,7 @@ def run_cli(model_ref: str, rows_path: str, steps: tuple[int, int], batch_size: 
         seconds[n], cpu[n] = time_cli(
             cli_args(model_ref, rows_path, batch_size, max_length, n, str(root)), work / f"cli_{n}.log")
         shutil.rmtree(root, ignore_errors=True)
-    delta = max(seconds[long] - seconds[short], 1e-9)
-    tokens, trained = batch_tokens
-    return {"tokens_per_s": tokens / delta, "trained_tokens_per_s": trained / delta,
-            "steps_per_s": (long - short) / delta, "timed_steps": long - short,
-            "timed_tokens": tokens, "timed_trained_tokens": trained,
-            "cpu_tokens_per_s": tokens / max(cpu[long] - cpu[short], 1e-9),
-            "seconds_short_run": seconds[short], "seconds_long_run": seconds[long],
-            "startup_seconds": seconds[short] - short * delta / (long - short)}
+    return two_run_result(steps, seconds, cpu, *batch_tokens)
 
 
 def run_workload(name: str, rows: list[dict], args, model_ref: str, steps: int, cli_steps,
@@ -589,7 +592,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--cli_steps", type=int, nargs=2, default=None, metavar=("SHORT", "LONG"),
-                        help="max_steps of the two aitrain runs (default 4 24; 2 8 with --quick)")
+                        help="max_steps of the two aitrain runs (default 4 24; 2 22 with --quick)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_length", type=int, default=128)
     parser.add_argument("--workload", choices=("short", "mixed", "both"), default="both")
@@ -620,7 +623,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     model_ref = args.model or ("builtin:mini" if args.quick else "builtin:small")
     steps = args.steps or (10 if args.quick else 40)
-    cli_steps = tuple(args.cli_steps or ((2, 8) if args.quick else (4, 24)))
+    cli_steps = tuple(args.cli_steps or ((2, 22) if args.quick else (4, 24)))
     if not 0 < cli_steps[0] < cli_steps[1]:
         parser.error("--cli_steps SHORT LONG needs 0 < SHORT < LONG")
     warmup, lr = 2, 1e-4
