@@ -254,14 +254,15 @@ def _load_one_file(path: str) -> datasets.Dataset:
     if reason:
         raise _empty_file_error(path, reason)
     options = {"keep_default_na": False} if builder == "csv" else {}
+    quiet = os.path.getsize(path) < QUIET_BELOW_BYTES
     try:
-        with quiet_progress(os.path.getsize(path) < QUIET_BELOW_BYTES):
+        with quiet_progress(quiet):
             dataset = datasets.load_dataset(builder, data_files=path, split="train", **options)
         if builder == "csv" and any(
             getattr(f, "dtype", "string") != "string" for f in dataset.features.values()
         ):  # CSV cells are text: keep "95" a string rather than an inferred integer column
             text = datasets.Features({c: datasets.Value("string") for c in dataset.column_names})
-            with quiet_progress(os.path.getsize(path) < QUIET_BELOW_BYTES):
+            with quiet_progress(quiet):
                 dataset = datasets.load_dataset(
                     builder, data_files=path, split="train", features=text, **options
                 )
