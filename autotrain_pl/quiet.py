@@ -78,7 +78,7 @@ KNOWN_NOISE_LOGS: tuple[_Log, ...] = (
     # Lightning's note that it skips its default summary because ours is configured.
     _Log(_RANK_ZERO_LOGGERS,
          r"^Trainer already configured with model summary callbacks: "
-         r"\[<class 'autotrain_pl\.callbacks\.progress\.AutotrainModelSummary'>\]"),
+         r"\[<class 'autotrain_pl\.callbacks\.model_summary\.AutotrainModelSummary'>\]"),
 )
 
 
