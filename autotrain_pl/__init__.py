@@ -21,6 +21,7 @@ _EXPORTS = {
     "ObjectiveModule": "autotrain_pl.objectives",
     "SFTModule": "autotrain_pl.objectives",
     "DistillationModule": "autotrain_pl.objectives",
+    "RewardModule": "autotrain_pl.objectives",
     "LossOutput": "autotrain_pl.training",
     # data
     "ChatDataModule": "autotrain_pl.data",
@@ -35,6 +36,7 @@ _EXPORTS = {
     "load_model": "autotrain_pl.models",
     "load_tokenizer": "autotrain_pl.models",
     "export_model": "autotrain_pl.models",
+    "RewardScorer": "autotrain_pl.models",
     # losses
     "get_loss": "autotrain_pl.losses",
     "register_loss": "autotrain_pl.losses",
@@ -81,8 +83,13 @@ if TYPE_CHECKING:  # what static checkers and IDEs see; at run time __getattr__ 
         create_completer,
     )
     from autotrain_pl.losses import CompositeLoss, get_loss, register_loss
-    from autotrain_pl.models import export_model, load_model, load_tokenizer
-    from autotrain_pl.objectives import DistillationModule, ObjectiveModule, SFTModule
+    from autotrain_pl.models import RewardScorer, export_model, load_model, load_tokenizer
+    from autotrain_pl.objectives import (
+        DistillationModule,
+        ObjectiveModule,
+        RewardModule,
+        SFTModule,
+    )
     from autotrain_pl.rendering import (
         Conversation,
         Message,

@@ -207,6 +207,7 @@ def _build_cli_class(argv: Sequence[str] = ()):
             datamodule = data_class(**(init_args.as_dict() if init_args is not None else {}))
             if isinstance(datamodule, ChatDataModule) and not _distils(config.get("model")):
                 datamodule.preflight()  # distillation encodes its own pairs, at setup
+                _check_data_for_model(config.get("model"), datamodule)
 
         def before_fit(self) -> None:
             self.model.run_config = self.config.get("fit").as_dict()
@@ -231,6 +232,17 @@ def _distils(model) -> bool:
     cls = import_object(model.class_path, "model.class_path")
     return issubclass(cls, DistillationModule) or bool(init_args and
                                                         init_args.get("use_distillation"))
+
+
+def _check_data_for_model(model, datamodule) -> None:
+    """The objective's own data rule, if it has one (``check_datamodule``: a reward model needs
+    preference pairs), before its model loads."""
+    if model is None or not model.get("class_path"):
+        return
+    cls = import_object(model.class_path, "model.class_path")
+    check = getattr(cls, "check_datamodule", None)
+    if check is not None:
+        check(datamodule)
 
 
 @contextlib.contextmanager

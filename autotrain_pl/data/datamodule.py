@@ -28,10 +28,12 @@ from autotrain_pl.data.collate import (
 )
 from autotrain_pl.data.encoding import (
     DataStats,
+    check_bad_row_policy,
     check_overlong_policy,
     encode_dataset,
     encode_preference,
     encode_sft,
+    encode_unpaired,
 )
 from autotrain_pl.data.example_encoding import EncodingProvider, ExampleEncoding
 from autotrain_pl.data.formats import ROW_FORMATS, to_record
@@ -45,7 +47,12 @@ from autotrain_pl.data.sampler import (
 from autotrain_pl.data.sources import LoadedSource, check_source_ref, quiet_progress
 from autotrain_pl.data.validation import RowError, located
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.messages import Conversation, Preference, TrainOnWhat
+from autotrain_pl.rendering.messages import (
+    Conversation,
+    Preference,
+    TrainOnWhat,
+    UnpairedPreference,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,9 @@ class ChatDataModule(LightningDataModule):
         valid_fraction: seeded share of the training data held out for validation.
         seed: seed for the validation split, shuffling, batching and packing.
         overlong_policy: ``truncate`` (default) or ``drop`` samples longer than ``max_length``.
+        bad_rows: preference rows that cannot teach a preference (an empty chosen reply, chosen
+            identical to rejected, a prompt with no room for a completion): ``drop`` them with a
+            warning naming their lines (default), or ``error`` at the first.
         max_tokens_per_batch: token budget per batch with length-grouped batching.
         group_by_length: fixed-size batches grouped by length (HF ``group_by_length``).
         packing: pack several samples per ``max_length`` row (SFT only).
@@ -117,6 +127,7 @@ class ChatDataModule(LightningDataModule):
         valid_fraction: float = 0.0,
         seed: int = 42,
         overlong_policy: str = "truncate",
+        bad_rows: str = "drop",
         max_tokens_per_batch: int | None = None,
         group_by_length: bool = False,
         packing: bool = False,
@@ -145,6 +156,7 @@ class ChatDataModule(LightningDataModule):
         self.valid_fraction = valid_fraction
         self.seed = seed
         self.overlong_policy = overlong_policy
+        self.bad_rows = bad_rows
         self.max_tokens_per_batch = max_tokens_per_batch
         self.group_by_length = group_by_length
         self.packing = packing
@@ -193,6 +205,7 @@ class ChatDataModule(LightningDataModule):
         if not 0.0 <= self.valid_fraction < 1.0:
             raise AutotrainError(f"valid_fraction={self.valid_fraction} must lie in [0, 1)")
         check_overlong_policy(self.overlong_policy)
+        check_bad_row_policy(self.bad_rows)
         if self.row_format != "auto" and self.row_format.replace("-", "_") not in ROW_FORMATS:
             raise AutotrainError(
                 f"row_format={self.row_format!r} is unknown; use auto or one of: "
@@ -234,7 +247,7 @@ class ChatDataModule(LightningDataModule):
             source = read_source(self.data_path, split=self.split, subset=self.subset,
                                  column_mapping=self.column_mapping, max_samples=rows)
             kind = source_format(source, self.row_format).kind
-            self._encode(source, "preference" if kind == "preference" else "sft", "train")
+            self._encode(source, _mode(kind), "train")
         self.stats.clear()
 
     # -- tokenizer and renderer -----------------------------------------------------------
@@ -284,7 +297,8 @@ class ChatDataModule(LightningDataModule):
 
     @property
     def kind(self) -> str:
-        """``"preference"`` or ``"sft"``, from the row format of the training (or other) data."""
+        """``"sft"``, ``"preference"`` or ``"unpaired_preference"``, from the row format of the
+        training (or other) data."""
         ref = next(
             (p for p in (self.data_path, self.valid_path, self.test_path, self.predict_path) if p),
             None,
@@ -293,11 +307,16 @@ class ChatDataModule(LightningDataModule):
             raise AutotrainError("ChatDataModule has no data: set data_path")
         split = self.split if ref == self.data_path else None
         spec = source_format(self._source(ref, split), self.row_format)
-        return "preference" if spec.kind == "preference" else "sft"
+        return _mode(spec.kind)
 
     def _encode(self, source: LoadedSource, mode: str, split_name: str):
         if self.example_encoding is not None and mode != "generate":
             return self.example_encoding.encode(self, source, split_name)
+        return self.encode_rows(source, mode, split_name)
+
+    def encode_rows(self, source: LoadedSource, mode: str, split_name: str):
+        """The data module's own encoding of a source (``mode``: sft, preference or generate),
+        with its counts in ``stats``; an ``ExampleEncoding`` may build on it."""
         spec = source_format(source, self.row_format)
         dataset, stats = encode_dataset(
             source,
@@ -308,6 +327,7 @@ class ChatDataModule(LightningDataModule):
             max_length=self.max_length,
             overlong_policy=self.overlong_policy,
             split_name=split_name,
+            bad_rows=self.bad_rows,
         )
         self.stats[split_name] = stats
         return dataset
@@ -343,7 +363,7 @@ class ChatDataModule(LightningDataModule):
         self.train_dataset = self.val_dataset = self.test_dataset = None
 
     def _setup_train_and_val(self, mode: str, need_train: bool) -> None:
-        if self.packing and mode == "preference":
+        if self.packing and mode != "sft":
             raise AutotrainError("packing=true works for SFT data only; set packing=false")
         if need_train and self.data_path is None:
             raise AutotrainError("data_path is not set; give the training data")
@@ -394,8 +414,8 @@ class ChatDataModule(LightningDataModule):
         source = self._source(self.data_path, self.split)
         records = _records(source, self.row_format)
         if self.stats["train"].samples < len(records):  # keep the rows training kept
-            encode = encode_preference if self.kind == "preference" else partial(
-                encode_sft, train_on=self.train_on)
+            encode = {"preference": encode_preference, "unpaired_preference": encode_unpaired
+                      }.get(self.kind, partial(encode_sft, train_on=self.train_on))
             records = [r for r in records if encode(
                 r, renderer=self.renderer, max_length=self.max_length,
                 policy=self.overlong_policy)["status"] in ("ok", "truncated")]
@@ -418,6 +438,9 @@ class ChatDataModule(LightningDataModule):
             return self.example_encoding.collator(self)
         if mode == "preference":
             return PreferenceCollator(self.pad_token_id, self.pad_to_multiple_of)
+        if mode == "unpaired_preference":
+            raise AutotrainError("unpaired feedback rows (prompt/completion/label) train with "
+                                 "KTOModule; use it, or give chosen/rejected pairs")
         return SFTCollator(self.pad_token_id, self.pad_to_multiple_of)
 
     def _ranks(self) -> tuple[int, int]:
@@ -512,9 +535,16 @@ def _records(source: LoadedSource, row_format: str) -> list:
     return records
 
 
+def _mode(kind: str) -> str:
+    """The encoding mode of a row format's kind (plain text encodes as SFT)."""
+    return kind if kind in ("preference", "unpaired_preference") else "sft"
+
+
 def _as_conversation(record) -> Conversation:
     if isinstance(record, Preference):
         return Conversation(record.prompt + record.chosen, dict(record.metadata))
+    if isinstance(record, UnpairedPreference):
+        return Conversation(record.prompt + record.completion, dict(record.metadata))
     if not isinstance(record, Conversation):
         raise AutotrainError("generation eval needs chat rows; plain text rows have no reply")
     return record

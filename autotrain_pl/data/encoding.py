@@ -11,6 +11,8 @@ Columns produced, by ``mode``:
 - ``preference``: ``prompt_ids``, ``chosen_ids``, ``chosen_weights``, ``rejected_ids``,
   ``rejected_weights``, ``length`` (prompt + longer completion). The prompt is rendered once;
   completions come from ``renderer.render_completion`` and are joined to it at collate time;
+- ``unpaired_preference``: ``prompt_ids``, ``completion_ids``, ``completion_weights``, ``label``
+  (True: desirable), ``length``;
 - ``generate``: ``input_ids`` (the generation prompt), ``reference``, ``metadata`` (JSON), ``length``.
 
 Position 0 never carries weight: nothing predicts the first token (``loss_weights[t]`` is the
@@ -38,12 +40,17 @@ from autotrain_pl.data.validation import (
     require_assistant,
 )
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.messages import Conversation, Preference, TrainOnWhat
+from autotrain_pl.rendering.messages import (
+    Conversation,
+    Preference,
+    TrainOnWhat,
+    UnpairedPreference,
+)
 
 log = logging.getLogger(__name__)
 
 OVERLONG_POLICIES = ("truncate", "drop")
-MODES = ("sft", "preference", "generate")
+MODES = ("sft", "preference", "unpaired_preference", "generate")
 _KEEP = ("ok", "truncated")
 #: Status of an over-long sample dropped under ``drop`` that ``truncate`` would have kept.
 _DROPPED_TRUNCATABLE = "dropped_overlong_truncatable"
@@ -63,9 +70,22 @@ class DataStats:
     #: Of ``dropped_overlong``: samples that ``truncate`` would have kept with trained tokens.
     overlong_truncatable: int = 0
     dropped_empty: int = 0
+    #: Preference rows dropped by ``bad_rows: drop``, by ``BAD_PAIR_REASONS`` status.
+    dropped_empty_chosen: int = 0
+    dropped_identical_pair: int = 0
+    dropped_prompt_too_long: int = 0
+    dropped_empty_completion: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def check_bad_row_policy(policy: str) -> None:
+    if policy not in BAD_ROW_POLICIES:
+        raise AutotrainError(
+            f"{option_name('bad_rows')}={policy!r} is unknown; use drop (skip such rows, with a "
+            "warning naming them) or error (stop at the first)"
+        )
 
 
 def check_overlong_policy(policy: str) -> None:
@@ -119,7 +139,35 @@ def encode_sft(
     return _sft(list(ids), list(weights), max_length, policy)
 
 
+#: Preference rows that cannot teach a preference, by status, with what is wrong with them.
+BAD_PAIR_REASONS = {
+    "empty_chosen": "the chosen reply is empty",
+    "identical_pair": "chosen and rejected are identical",
+    "prompt_too_long": "the prompt leaves no room for a completion within max_length",
+    "empty_completion": "the completion is empty",
+}
+BAD_ROW_POLICIES = ("drop", "error")
+
+
+def _reply_text(messages: list) -> str:
+    return "".join(m.content for m in messages if m.role == "assistant").strip()
+
+
+def _margin(record: Preference) -> float | None:
+    value = record.metadata.get("margin")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise RowError("margin", f"must be a number, got {value!r}")
+    return float(value)
+
+
 def encode_preference(record: Record, renderer, max_length: int, policy: str) -> dict[str, Any]:
+    """The prompt once, each completion's tokens and weights, and a status.
+
+    Rows that cannot teach a preference get a ``BAD_PAIR_REASONS`` status (the caller drops or
+    refuses them); an optional numeric ``margin`` column (reward models) is carried along.
+    """
     if not isinstance(record, Preference):
         raise RowError("chosen", "preference training needs chosen and rejected columns")
     prompt_ids = renderer.build_generation_prompt(record.prompt)
@@ -134,24 +182,57 @@ def encode_preference(record: Record, renderer, max_length: int, policy: str) ->
     }
     room = max_length - len(prompt_ids)
     status = "ok"
-    if not (any(chosen.loss_weights) and any(rejected.loss_weights)):
+    if not _reply_text(record.chosen):
+        status = "empty_chosen"
+    elif list(chosen.input_ids) == list(rejected.input_ids):
+        status = "identical_pair"
+    elif room < 1:
+        status = "prompt_too_long"
+    elif not (any(chosen.loss_weights) and any(rejected.loss_weights)):
         status = "dropped_empty"
     elif max(len(chosen), len(rejected)) > room:
-        kept = max(room, 0)
         if policy == "drop":
-            truncatable = any(chosen.loss_weights[:kept]) and any(rejected.loss_weights[:kept])
+            truncatable = any(chosen.loss_weights[:room]) and any(rejected.loss_weights[:room])
             status = _DROPPED_TRUNCATABLE if truncatable else "dropped_overlong"
         else:
             for key in ("chosen", "rejected"):
-                out[f"{key}_ids"] = out[f"{key}_ids"][:kept]
-                out[f"{key}_weights"] = out[f"{key}_weights"][:kept]
+                out[f"{key}_ids"] = out[f"{key}_ids"][:room]
+                out[f"{key}_weights"] = out[f"{key}_weights"][:room]
             trained = any(out["chosen_weights"]) and any(out["rejected_weights"])
             status = "truncated" if trained else "dropped_truncated_untrainable"
     if status not in _KEEP:
         out = {key: [] for key in out}
     out["length"] = len(out["prompt_ids"]) + max(len(out["chosen_ids"]), len(out["rejected_ids"]))
+    out["margin"] = _margin(record)
     out["status"] = status
     return out
+
+
+def encode_unpaired(record: Record, renderer, max_length: int, policy: str) -> dict[str, Any]:
+    """The prompt and its labelled completion, with the same bad-row statuses as pairs."""
+    if not isinstance(record, UnpairedPreference):
+        raise RowError("label", "unpaired feedback needs prompt, completion and label columns")
+    prompt_ids = renderer.build_generation_prompt(record.prompt)
+    completion = renderer.render_completion(record.prompt, record.completion)
+    ids, weights = list(completion.input_ids), list(completion.loss_weights)
+    room = max_length - len(prompt_ids)
+    status = "ok"
+    if not _reply_text(record.completion):
+        status = "empty_completion"
+    elif room < 1:
+        status = "prompt_too_long"
+    elif not any(weights):
+        status = "dropped_empty"
+    elif len(ids) > room:
+        if policy == "drop":
+            status = _DROPPED_TRUNCATABLE if any(weights[:room]) else "dropped_overlong"
+        else:
+            ids, weights = ids[:room], weights[:room]
+            status = "truncated" if any(weights) else "dropped_truncated_untrainable"
+    if status not in _KEEP:
+        prompt_ids, ids, weights = [], [], []
+    return {"prompt_ids": prompt_ids, "completion_ids": ids, "completion_weights": weights,
+            "label": record.desirable, "length": len(prompt_ids) + len(ids), "status": status}
 
 
 def split_prompt(record: Record) -> tuple[list, str | None]:
@@ -207,6 +288,8 @@ def _encode_row(
         record = to_record(row, spec)
         if mode == "preference":
             return encode_preference(record, renderer, max_length, policy)
+        if mode == "unpaired_preference":
+            return encode_unpaired(record, renderer, max_length, policy)
         if mode == "generate":
             return encode_generation(record, renderer, max_length, policy)
         return encode_sft(record, renderer, TrainOnWhat(train_on), max_length, policy)
@@ -224,8 +307,13 @@ def encode_dataset(
     max_length: int = 1024,
     overlong_policy: str = "truncate",
     split_name: str = "train",
+    bad_rows: str = "drop",
 ) -> tuple[datasets.Dataset, DataStats]:
     """Validate, render and length-filter a loaded source; returns the dataset and its counts.
+
+    ``bad_rows`` is what happens to preference rows that cannot teach a preference
+    (``BAD_PAIR_REASONS``): ``drop`` them with a warning that names where they are, or ``error``
+    at the first. Malformed rows (wrong types, missing fields) are always an error.
 
     Raises:
         AutotrainError: a bad row (naming its place and field), or nothing left after filtering.
@@ -233,6 +321,7 @@ def encode_dataset(
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; expected one of {MODES}")
     check_overlong_policy(overlong_policy)
+    check_bad_row_policy(bad_rows)
     train_on = TrainOnWhat.parse(train_on).value
     dataset = source.dataset
     encoded = dataset.map(
@@ -250,7 +339,9 @@ def encode_dataset(
         },
         desc=f"Tokenizing {split_name}",
     )
-    counts = Counter(encoded["status"])
+    statuses = encoded["status"]
+    counts = Counter(statuses)
+    _report_bad_pairs(statuses, counts, source.locator, bad_rows)
     stats = DataStats(
         rows_read=len(dataset),
         samples=counts["ok"] + counts["truncated"],
@@ -259,6 +350,7 @@ def encode_dataset(
         dropped_truncated_untrainable=counts["dropped_truncated_untrainable"],
         dropped_empty=counts["dropped_empty"],
         overlong_truncatable=counts[_DROPPED_TRUNCATABLE],
+        **{f"dropped_{status}": counts[status] for status in BAD_PAIR_REASONS},
     )
     if stats.samples < len(dataset):
         encoded = encoded.filter(
@@ -278,6 +370,29 @@ def encode_dataset(
         truncatable=stats.overlong_truncatable,
     )
     return encoded, stats
+
+
+def _report_bad_pairs(statuses: list[str], counts: Counter, locator: RowLocator,
+                      policy: str, shown: int = 3) -> None:
+    """Refuse (``error``) or name and count (``drop``) the rows with a ``BAD_PAIR_REASONS``
+    status, so the user can find and fix them."""
+    parts = []
+    for status, reason in BAD_PAIR_REASONS.items():
+        if not counts[status]:
+            continue
+        rows = [i for i, s in enumerate(statuses) if s == status]
+        if policy == "error":
+            raise AutotrainError(
+                f"{locator.where(rows[0])}: {reason} ({counts[status]} such rows in "
+                f"{locator.name}); fix or remove them, or set {option_name('bad_rows')}=drop to "
+                "skip them"
+            )
+        places = ", ".join(locator.where(i) for i in rows[:shown])
+        more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+        parts.append(f"{len(rows)} where {reason} ({places}{more})")
+    if parts:
+        log.warning("%s: dropped %s; fix or remove those rows (%s=error stops at them)",
+                    locator.name, "; ".join(parts), option_name("bad_rows"))
 
 
 def _nonzero_drops(stats: DataStats) -> dict[str, int]:

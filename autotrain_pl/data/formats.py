@@ -7,13 +7,19 @@ Supported formats (``row_format``), auto-detected from the column names:
 - ``text``: plain ``text``, trained on every token without a chat format;
 - ``alpaca``: ``instruction`` + ``output`` (+ optional ``input``, ``system``);
 - ``sharegpt``: ``conversations`` = ``[{from, value}, ...]`` (human/gpt/system);
-- ``preference``: ``chosen`` + ``rejected`` (+ ``prompt``), strings or message lists.
+- ``preference``: ``chosen`` + ``rejected`` (+ ``prompt``), strings or message lists;
+- ``unpaired_preference``: ``prompt`` + ``completion`` + a boolean ``label`` (desirable or not),
+  the unpaired feedback KTO trains on.
+
+When the columns fit several formats, the one that uses the most of them wins
+(``prompt``/``completion``/``label`` is unpaired feedback, not a prompt-completion chat).
 
 Columns a format does not consume (``reference``, ``answer``, ``id``, ...) go to ``metadata``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +34,7 @@ from autotrain_pl.data.validation import (
     option_setting,
 )
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.rendering.messages import Conversation, Message, Preference
+from autotrain_pl.rendering.messages import Conversation, Message, Preference, UnpairedPreference
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ ROW_FORMATS: dict[str, RowFormat] = {
         RowFormat("alpaca", ("instruction", "output"), ("input", "system")),
         RowFormat("sharegpt", ("conversations",), ("system",)),
         RowFormat("preference", ("chosen", "rejected"), ("prompt",), kind="preference"),
+        RowFormat("unpaired_preference", ("prompt", "completion", "label"),
+                  kind="unpaired_preference"),
     )
 }
 
@@ -79,7 +87,7 @@ class TextDocument:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-Record = Conversation | Preference | TextDocument
+Record = Conversation | Preference | UnpairedPreference | TextDocument
 
 
 _EXAMPLE_MAPPING = {"question": "prompt", "answer": "completion"}
@@ -112,6 +120,8 @@ def detect_row_format(columns: Sequence[str], source: str, row_format: str = "au
             )
         return spec
     matches = [f for f in ROW_FORMATS.values() if all(c in columns for c in f.required)]
+    matches = [f for f in matches  # the most specific: a format that uses more columns wins
+               if not any(set(f.required) < set(g.required) for g in matches)]
     if not matches:
         raise AutotrainError(
             f"{source}: cannot tell the row format from the columns (found: {found}); expected "
@@ -133,6 +143,8 @@ def to_record(row: Mapping[str, Any], spec: RowFormat) -> Record:
     metadata = {k: v for k, v in row.items() if k not in used}
     if spec.name == "messages":
         return Conversation(as_messages(row.get("messages"), "messages"), metadata)
+    if spec.name == "unpaired_preference":
+        return _unpaired(row, metadata)
     if spec.name == "prompt_completion":
         prompt = as_turns(row.get("prompt"), "prompt", role="user")
         completion = as_turns(row.get("completion"), "completion", role="assistant")
@@ -189,11 +201,50 @@ def _sharegpt_messages(row: Mapping[str, Any]) -> list[Message]:
     return messages
 
 
+_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant): ")
+_HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+def hh_transcript(text: str) -> list[Message] | None:
+    """Messages of an Anthropic HH-RLHF transcript (``"\\n\\nHuman: ...\\n\\nAssistant: ..."``);
+    None for any other string."""
+    pieces = _HH_TURN.split(text)
+    if len(pieces) < 3 or pieces[0].strip():
+        return None
+    return [Message(_HH_ROLES[speaker], content.strip())
+            for speaker, content in zip(pieces[1::2], pieces[2::2], strict=True)]
+
+
+def _completion_turns(value: Any, field: str, whole_conversation: bool) -> list[Message]:
+    if isinstance(value, str) and not value.strip():  # a bad pair, dropped or refused later
+        return [Message("assistant", value)]
+    if whole_conversation and isinstance(value, str):
+        messages = hh_transcript(value)
+        if messages is not None:
+            return messages
+    return as_turns(value, field, role="assistant")
+
+
+_LABELS = {True: True, False: False, "true": True, "false": False}  # 1 == True, 0 == False
+
+
+def _unpaired(row: Mapping[str, Any], metadata: dict[str, Any]) -> UnpairedPreference:
+    label = row.get("label")
+    key = label.strip().lower() if isinstance(label, str) else label
+    if isinstance(key, float) or key not in _LABELS:
+        raise RowError("label", f"must be true (desirable) or false (undesirable), got {label!r}")
+    prompt = as_turns(row.get("prompt"), "prompt", role="user")
+    completion = _completion_turns(row.get("completion"), "completion", False)
+    return UnpairedPreference(prompt, completion, _LABELS[key], metadata)
+
+
 def _preference(row: Mapping[str, Any], metadata: dict[str, Any]) -> Preference:
+    """A pair from a prompt and two completions, or from two whole conversations (message lists
+    or HH-RLHF transcripts) whose shared leading messages are the prompt."""
     prompt_value = row.get("prompt")
     prompt = [] if prompt_value is None else as_turns(prompt_value, "prompt", role="user")
-    chosen = as_turns(row.get("chosen"), "chosen", role="assistant")
-    rejected = as_turns(row.get("rejected"), "rejected", role="assistant")
+    chosen = _completion_turns(row.get("chosen"), "chosen", not prompt)
+    rejected = _completion_turns(row.get("rejected"), "rejected", not prompt)
     # Conversational pairs often repeat the prompt inside each completion: strip it.
     if prompt and chosen[: len(prompt)] == prompt and rejected[: len(prompt)] == prompt:
         chosen, rejected = chosen[len(prompt) :], rejected[len(prompt) :]

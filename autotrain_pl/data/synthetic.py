@@ -117,12 +117,22 @@ def arithmetic(
 
 
 def preference(
-    n: int = 1000, seed: int = 0, digits: int = 2, ops: str = "+"
+    n: int = 1000,
+    seed: int = 0,
+    digits: int = 2,
+    ops: str = "+",
+    split: str = "train",
+    n_valid: int = 0,
 ) -> list[dict[str, Any]]:
-    """Preference pairs: the correct answer is chosen, a nearby wrong answer is rejected."""
-    rows = []
+    """Arithmetic preference pairs: the correct answer is chosen, a near miss (off by 1 to 10)
+    is rejected, with the answer as ``reference``.
+
+    ``n_valid`` and ``split`` hold out questions exactly as :func:`arithmetic` does, so the same
+    seed gives the same held-out questions as SFT data.
+    """
     rng = random.Random(seed)
-    for row in arithmetic(n=n, seed=seed, digits=digits, ops=ops):
+    rows = []
+    for row in arithmetic(n=n, seed=seed, digits=digits, ops=ops, split=split, n_valid=n_valid):
         answer = int(row["reference"])
         wrong = answer + rng.choice([-1, 1]) * rng.randint(1, 10)
         rows.append(
@@ -134,6 +144,21 @@ def preference(
             }
         )
     return rows
+
+
+def unpaired_preference(
+    n: int = 1000,
+    seed: int = 0,
+    digits: int = 2,
+    ops: str = "+",
+    split: str = "train",
+    n_valid: int = 0,
+) -> list[dict[str, Any]]:
+    """KTO's unpaired feedback from the arithmetic pairs of :func:`preference`: each question
+    once, with the correct answer (label true) or the near miss (label false), alternating."""
+    rows = preference(n=n, seed=seed, digits=digits, ops=ops, split=split, n_valid=n_valid)
+    return [{"prompt": row["prompt"], "completion": row["chosen" if i % 2 == 0 else "rejected"],
+             "label": i % 2 == 0, "reference": row["reference"]} for i, row in enumerate(rows)]
 
 
 def rl_prompts(
@@ -189,6 +214,7 @@ def mixed_chat(
 SYNTHETIC_GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "arithmetic": arithmetic,
     "preference": preference,
+    "unpaired_preference": unpaired_preference,
     "rl_prompts": rl_prompts,
     "mixed_chat": mixed_chat,
 }

@@ -23,7 +23,7 @@ from autotrain_pl.rendering.messages import KNOWN_ROLES, Message
 #: Options that errors raised under ``autotrain_pl.data`` may name, by their Python keyword.
 DATA_OPTIONS = (
     "data_path", "valid_path", "test_path", "predict_path", "split", "subset", "row_format",
-    "column_mapping", "max_length", "overlong_policy", "train_on", "token_weights",
+    "column_mapping", "max_length", "overlong_policy", "bad_rows", "train_on", "token_weights",
 )  # fmt: skip
 
 _SPELLING: ContextVar[Mapping[str, str]] = ContextVar(

@@ -29,7 +29,7 @@ from autotrain_pl.errors import AutotrainError
 
 #: Row formats of chat data (``autotrain_pl.data.formats.ROW_FORMATS``), for the help text.
 ROW_FORMAT_NAMES = ("auto", "messages", "prompt_completion", "text", "alpaca", "sharegpt",
-                    "preference")
+                    "preference", "unpaired_preference")
 #: SamplingConfig fields settable from the command line (generation task).
 SAMPLING_FLAGS: dict[str, type] = {
     "max_new_tokens": int, "min_new_tokens": int, "temperature": float, "top_k": int,

@@ -18,6 +18,16 @@ from autotrain_pl.losses.divergence import (
     per_token_reverse_kl,
     reverse_kl,
 )
+from autotrain_pl.losses.dpo import (
+    DPO_LOSS_TYPES,
+    F_DIVERGENCE_LOSS_TYPES,
+    F_DIVERGENCE_TYPES,
+    LABEL_SMOOTHING_LOSS_TYPES,
+    check_dpo_settings,
+    chosen_token_nll_per_pair,
+    dpo_loss,
+)
+from autotrain_pl.losses.kto import KTO_LOSS_TYPES, check_kto_settings, kto_loss
 from autotrain_pl.losses.logprobs import entropy_from_logits, selective_log_softmax, token_logprobs
 from autotrain_pl.losses.policy_gradient import (
     importance_sampling_loss,
@@ -27,7 +37,12 @@ from autotrain_pl.losses.policy_gradient import (
     ppo_clip_loss,
     ref_kl_penalty,
 )
-from autotrain_pl.losses.preference import bradley_terry_loss, dpo_loss
+from autotrain_pl.losses.reference_free import (
+    CPO_LOSS_TYPES,
+    check_reference_free_settings,
+    cpo_loss,
+    orpo_loss,
+)
 from autotrain_pl.losses.registry import (
     LOSS_INPUT_GROUPS,
     LossInputs,
@@ -36,13 +51,25 @@ from autotrain_pl.losses.registry import (
     loss_needs,
     register_loss,
 )
+from autotrain_pl.losses.reward import bradley_terry_loss
 
 __all__ = [
+    "CPO_LOSS_TYPES",
+    "DPO_LOSS_TYPES",
+    "F_DIVERGENCE_LOSS_TYPES",
+    "F_DIVERGENCE_TYPES",
+    "KTO_LOSS_TYPES",
+    "LABEL_SMOOTHING_LOSS_TYPES",
     "LOSS_INPUT_GROUPS",
     "CompositeLoss",
     "LossInputs",
     "available_losses",
     "bradley_terry_loss",
+    "check_dpo_settings",
+    "check_kto_settings",
+    "check_reference_free_settings",
+    "chosen_token_nll_per_pair",
+    "cpo_loss",
     "dpo_loss",
     "entropy_from_logits",
     "entropy_loss",
@@ -52,7 +79,9 @@ __all__ = [
     "get_loss",
     "importance_sampling_loss",
     "kd_loss_topk",
+    "kto_loss",
     "loss_needs",
+    "orpo_loss",
     "per_token_cross_entropy",
     "per_token_focal_loss",
     "per_token_forward_kl",

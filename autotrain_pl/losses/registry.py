@@ -8,9 +8,10 @@ registered name, a dotted import path (``mypkg.losses.my_loss``, imported with
 ``autotrain_pl.registry.Registry`` behind it; ``loss_needs`` says which optional ``LossInputs``
 groups a loss reads.
 
-Only token-level losses live here. The pair-level losses, ``dpo_loss`` and ``bradley_terry_loss``,
-take per-pair tensors rather than ``LossInputs``; the DPO and reward objectives call them directly,
-and ``get_loss("dpo")`` raises an error that points there.
+Only token-level losses live here. The pair-level losses (``dpo_loss``, ``cpo_loss``,
+``orpo_loss``, ``kto_loss``, ``bradley_terry_loss``) take per-pair tensors rather than
+``LossInputs``; the preference and reward objectives call them directly, and ``get_loss("dpo")``
+raises an error that points there.
 """
 
 from __future__ import annotations
@@ -93,8 +94,12 @@ LOSSES: Registry[Callable[..., Tensor]] = Registry(
 _NEEDS: dict[Callable[..., Tensor], frozenset[str]] = {}
 
 _PAIR_LEVEL = {
-    "dpo": "autotrain_pl.losses.dpo_loss (used by the DPO objective)",
-    "bradley_terry": "autotrain_pl.losses.bradley_terry_loss (used by the reward objective)",
+    "dpo": "autotrain_pl.losses.dpo_loss (losses/dpo.py; its loss_type picks the DPO variant)",
+    "cpo": "autotrain_pl.losses.cpo_loss (losses/reference_free.py)",
+    "simpo": "autotrain_pl.losses.cpo_loss with loss_type='simpo' (losses/reference_free.py)",
+    "orpo": "autotrain_pl.losses.orpo_loss (losses/reference_free.py)",
+    "kto": "autotrain_pl.losses.kto_loss (losses/kto.py)",
+    "bradley_terry": "autotrain_pl.losses.bradley_terry_loss (losses/reward.py)",
 }
 
 

@@ -1,10 +1,15 @@
-"""LoRA adapters through ``peft`` (QLoRA when the base model is 4-bit or 8-bit)."""
+"""LoRA adapters through ``peft`` (QLoRA when the base model is 4-bit or 8-bit).
+
+A reward model (``models.heads``) gets peft's ``SEQ_CLS`` task: its ``score`` head trains in full
+and "all-linear" leaves it out of the LoRA targets.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.models.heads import CLASSIFIER_MODULES, PEFT_TASK_TYPES, head_of
 
 
 @dataclass
@@ -38,6 +43,10 @@ def apply_lora(model, options: LoraOptions, *, quantized: bool = False, gradient
     """Wrap ``model`` in a ``PeftModel``; for quantized bases prepare k-bit training first."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+    head = head_of(model)
+    modules_to_save = list(options.modules_to_save)
+    if head == "reward":  # peft adds the classifier names to modules_to_save itself
+        modules_to_save = [m for m in modules_to_save if m not in CLASSIFIER_MODULES]
     if quantized:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing
@@ -48,7 +57,7 @@ def apply_lora(model, options: LoraOptions, *, quantized: bool = False, gradient
         lora_dropout=options.dropout,
         target_modules=options.target_modules,
         bias=options.bias,
-        modules_to_save=options.modules_to_save or None,
-        task_type="CAUSAL_LM",
+        modules_to_save=modules_to_save or None,
+        task_type=PEFT_TASK_TYPES[head],
     )
     return get_peft_model(model, config)

@@ -12,6 +12,11 @@ and sets the tokenizer's ``eos_token`` as the family's official instruct models 
 ``<|im_end|>``, Llama 3: ``<|eot_id|>``). An adapter export carries the same files, but
 transformers and vLLM read the *base* model's generation config when they load an adapter: pass
 ``generation_config=GenerationConfig.from_pretrained(export)``, or export ``merged`` for serving.
+
+A reward model (``models.heads``) exports as a plain ``AutoModelForSequenceClassification``
+directory: no generation config (it does not generate), ``pad_token_id`` in ``config.json`` (the
+score is read at the last token that is not padding) and ``"head": "reward"`` in
+``autotrain.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.models.heads import CLASSIFIER_MODULES, head_of
 from autotrain_pl.models.references import EXPORT_METADATA
 
 EXPORT_MODES = ("full", "adapter", "merged")
@@ -74,6 +80,7 @@ def export_model(
         "renderer": getattr(renderer, "name", None),
         "export_mode": mode if _is_peft(model) else "full",
         "base_model": base_model,
+        "head": head_of(model),
         "vocab_size": len(tokenizer),
         "run_config": run_config or {},
     }
@@ -106,12 +113,13 @@ def write_stop_tokens(directory: Path, model, tokenizer, renderer) -> None:
 
     stops = stop_token_ids(tokenizer, renderer)
     base = model.get_base_model() if _is_peft(model) else model
-    generation = copy.deepcopy(base.generation_config)
-    generation.eos_token_id = stops
-    generation.pad_token_id = tokenizer.pad_token_id
-    generation.bos_token_id = tokenizer.bos_token_id
-    generation._from_model_config = False  # else generate() rebuilds it from config.json
-    generation.save_pretrained(directory)
+    if getattr(base, "generation_config", None) is not None:  # a reward model has none
+        generation = copy.deepcopy(base.generation_config)
+        generation.eos_token_id = stops
+        generation.pad_token_id = tokenizer.pad_token_id
+        generation.bos_token_id = tokenizer.bos_token_id
+        generation._from_model_config = False  # else generate() rebuilds it from config.json
+        generation.save_pretrained(directory)
     if (directory / "config.json").exists():
         config = AutoConfig.from_pretrained(directory)
         config.eos_token_id = tokenizer.eos_token_id
@@ -147,9 +155,11 @@ def _merge_into_full_precision(peft_model):
         )
     adapter_config = peft_model.peft_config["default"]
     vocab = peft_model.get_input_embeddings().weight.shape[0]
-    full = load_model(base_ref, dtype="float32", vocab_size=vocab, lora={
+    saved = [m for m in adapter_config.modules_to_save or [] if m not in CLASSIFIER_MODULES]
+    full = load_model(base_ref, dtype="float32", vocab_size=vocab, head=head_of(peft_model), lora={
         "r": adapter_config.r, "alpha": adapter_config.lora_alpha, "dropout": 0.0,
         "target_modules": sorted(adapter_config.target_modules),
+        "modules_to_save": sorted(set(saved)),
     })
     with torch.no_grad():
         set_peft_model_state_dict(full, get_peft_model_state_dict(peft_model))

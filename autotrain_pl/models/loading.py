@@ -13,6 +13,12 @@ from typing import Any
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.models.adapters import LoraOptions, apply_lora
 from autotrain_pl.models.devices import torch_dtype
+from autotrain_pl.models.heads import (
+    auto_model_class,
+    check_head,
+    head_load_options,
+    quiet_new_head_report,
+)
 from autotrain_pl.models.quantization import QuantizationOptions
 from autotrain_pl.models.references import adapter_base_ref, resolve_model_ref
 
@@ -56,8 +62,10 @@ def load_model(
     device_map: str | dict | None = None,
     gradient_checkpointing: bool = False,
     lora: LoraOptions | Mapping | None = None,
+    head: str = "lm",
 ):
-    """Load a causal LM from any reference, optionally quantized; for training, prepare it too.
+    """Load a causal LM (or a reward model) from any reference, optionally quantized; for
+    training, prepare it too.
 
     Loading and preparing are separate steps (``prepare_for_training``): a frozen model (a
     teacher, a reference) loads quantized or not with nothing trained on it. ``lora`` and
@@ -76,17 +84,24 @@ def load_model(
         device_map: passed to ``from_pretrained`` (quantized models need the target device).
         gradient_checkpointing: see ``prepare_for_training``.
         lora: see ``prepare_for_training``; the returned model is then a ``PeftModel``.
+        head: ``lm`` (``AutoModelForCausalLM``) or ``reward``: ``AutoModelForSequenceClassification``
+            with one label on the same base, whose ``score`` head is new unless ``ref`` is a reward
+            model already (``models.heads``). Set ``config.pad_token_id`` before batched use: the
+            score is read at the last token that is not padding.
     """
-    from transformers import AutoModelForCausalLM
-
+    check_head(head)
     quantization = _as_options(quantization, QuantizationOptions)
     resolved = resolve_model_ref(ref)
+    exported_head = (resolved.metadata or {}).get("head", "lm")
+    if head == "lm" and exported_head != "lm":
+        raise AutotrainError(f"{ref!r} is a {exported_head} model, not a language model; load it "
+                             f"with head={exported_head!r} (e.g. autotrain_pl.models.RewardScorer)")
     if resolved.is_adapter:
         if quantization is not None:
             raise AutotrainError(f"{ref!r} is an adapter export, which cannot load quantized; "
                                  "export it merged (export_mode: merged) or drop quantization")
         model = _load_adapter_export(resolved.source, dtype=dtype, lora_trainable=lora is not None,
-                                     attn_implementation=attn_implementation,
+                                     head=head, attn_implementation=attn_implementation,
                                      trust_remote_code=trust_remote_code)
         return prepare_for_training(model, gradient_checkpointing=gradient_checkpointing)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
@@ -99,8 +114,10 @@ def load_model(
         kwargs["device_map"] = device_map or "cpu"
     elif device_map is not None:
         kwargs["device_map"] = device_map
+    kwargs.update(head_load_options(head))
     try:
-        model = AutoModelForCausalLM.from_pretrained(resolved.source, **kwargs)
+        with quiet_new_head_report(head):
+            model = auto_model_class(head).from_pretrained(resolved.source, **kwargs)
     except OSError as error:
         raise AutotrainError(f"could not load model {ref!r}: {_first_line(error)}") from None
     if vocab_size is not None:
@@ -136,21 +153,30 @@ def prepare_for_training(model, *, lora: LoraOptions | Mapping | None = None,
 
 def resize_embeddings(model, vocab_size: int) -> bool:
     """Grow the embeddings to ``vocab_size`` (new rows get the mean embedding). True if resized."""
+    import torch
+
     current = model.get_input_embeddings().weight.shape[0]
     if vocab_size <= current:
         return False
-    model.resize_token_embeddings(vocab_size, mean_resizing=True)
+    # The exact mean, not transformers' mean_resizing (a random draw around it): a policy and a
+    # frozen copy of it (DPO's reference) must get the same new rows, in every run.
+    model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
+            if layer is not None and layer.weight.shape[0] == vocab_size:
+                layer.weight[current:] = layer.weight[:current].mean(0)
     return True
 
 
-def _load_adapter_export(adapter_dir: str, *, dtype, lora_trainable: bool, **options):
+def _load_adapter_export(adapter_dir: str, *, dtype, lora_trainable: bool, head: str = "lm",
+                         **options):
     """Rebuild base + adapter: the base comes from the reference recorded at export."""
     from peft import PeftModel
     from transformers import GenerationConfig
 
     base_ref = adapter_base_ref(adapter_dir)
     tokenizer = load_tokenizer(adapter_dir)
-    base = load_model(base_ref, dtype=dtype, vocab_size=len(tokenizer), **options)
-    if (Path(adapter_dir) / "generation_config.json").exists():  # the export's stop tokens
+    base = load_model(base_ref, dtype=dtype, vocab_size=len(tokenizer), head=head, **options)
+    if head == "lm" and (Path(adapter_dir) / "generation_config.json").exists():  # stop tokens
         base.generation_config = GenerationConfig.from_pretrained(adapter_dir)
     return PeftModel.from_pretrained(base, adapter_dir, is_trainable=lora_trainable)

@@ -143,13 +143,14 @@ class ObjectiveModule(LightningModule):
             )
         lr_lambda(lr_scheduler, 0, 1)  # validates the schedule name before any model loads
         self.save_hyperparameters()
-        model = load_model(
+        model = self.load_policy(
             model_name_or_path,
             dtype=dtype,
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
             quantization=quantization,
         )
+        model.autotrain_base_ref = model_name_or_path  # a quantized merge export rebuilds from it
         self.model = prepare_for_training(model, lora=lora,
                                           gradient_checkpointing=gradient_checkpointing)
         self.model.train()  # from_pretrained returns eval mode, which would disable dropout
@@ -167,6 +168,11 @@ class ObjectiveModule(LightningModule):
         return self.hparams.model_name_or_path
 
     # -- hooks for subclasses ---------------------------------------------------------------
+    def load_policy(self, model_name_or_path: str, **options: Any):
+        """Load the trained model before LoRA is applied (``models.load_model``); a reward model
+        overrides it to load another head. Runs inside ``__init__``."""
+        return load_model(model_name_or_path, **options)
+
     def compute_loss(self, batch: Mapping[str, Any]) -> LossOutput:
         """One micro-batch's ``LossOutput``: the loss SUMMED over its normalization units."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss")
@@ -190,10 +196,34 @@ class ObjectiveModule(LightningModule):
         return check_loss_output(self.compute_loss(batch), type(self).__name__)
 
     # -- data hand-over ---------------------------------------------------------------------
+    #: The ``ChatDataModule.kind`` of rows this objective trains on.
+    data_kind: str = "sft"
+
+    @classmethod
+    def check_datamodule(cls, datamodule) -> None:
+        """Refuse rows of another kind (preference pairs for SFT, chat rows for DPO) in one line;
+        the CLI calls it before the model loads, ``setup`` again for Python use."""
+        if not isinstance(datamodule, ChatDataModule):
+            return
+        kind = datamodule.kind
+        if kind == cls.data_kind:
+            return
+        held = {"preference": "preference pairs (chosen/rejected)",
+                "sft": "chat rows (no chosen/rejected pair)"}.get(kind, f"{kind} rows")
+        use = ("DPOModule or RewardModule" if kind == "preference" else
+               "SFTModule (or DistillationModule)")
+        raise AutotrainError(
+            f"data.init_args.data_path holds {held}, which {cls.__name__} does not train on; "
+            f"use {use} for this data, or give {cls.__name__} {cls.data_kind} rows"
+        )
+
     def setup(self, stage: str) -> None:
         """Take the tokenizer and renderer of a ``ChatDataModule``; with other data, call
         ``attach_tokenizer`` before fit (export and generation need one)."""
         datamodule = self.trainer.datamodule
+        own_encoding = getattr(self, "example_encoding", None)
+        if own_encoding is None or own_encoding() is None:  # an encoding checks its own rows
+            self.check_datamodule(datamodule)
         if isinstance(datamodule, ChatDataModule):
             self.attach_tokenizer(datamodule.tokenizer, datamodule.renderer)
         if stage == "fit" and self.hparams.export and self.renderer is not None:

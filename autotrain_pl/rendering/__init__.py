@@ -18,6 +18,7 @@ from autotrain_pl.rendering.messages import (
     MessageLike,
     Preference,
     TrainOnWhat,
+    UnpairedPreference,
     as_messages,
 )
 from autotrain_pl.rendering.native import AutoRenderer, NativeRenderer
@@ -44,6 +45,7 @@ __all__ = [
     "MistralRenderer",
     "NativeRenderer",
     "Preference",
+    "UnpairedPreference",
     "RenderedConversation",
     "Renderer",
     "SupervisedExample",

@@ -85,6 +85,16 @@ class Preference:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class UnpairedPreference:
+    """A prompt and one completion labelled desirable or not (KTO's unpaired feedback)."""
+
+    prompt: list[Message]
+    completion: list[Message]
+    desirable: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
 class TrainOnWhat(StrEnum):
     """Which messages carry loss weight.
 

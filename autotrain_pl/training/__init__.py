@@ -8,7 +8,7 @@ frozen models and of values they computed once (``frozen``, ``frozen_cache``).
 
 from autotrain_pl.training.compiled import CompiledLayers, compiled_layers_for
 from autotrain_pl.training.frozen import FrozenModel, model_signature
-from autotrain_pl.training.frozen_cache import FrozenValueCache
+from autotrain_pl.training.frozen_cache import FrozenValueCache, rank_zero_first
 from autotrain_pl.training.optim import (
     SCHEDULES,
     lr_lambda,
@@ -40,5 +40,6 @@ __all__ = [
     "NonFiniteGradientWarning", "PolicyHolder", "StepController", "StepOutcome", "SteppedModule",
     "TokenSelection", "check_clip_norm", "check_loss_output", "compiled_layers_for", "count_real_tokens",
     "forward_logprobs", "forward_trained_logits", "lr_lambda", "model_signature",
-    "parameter_groups", "resolve_optimizer_class", "select_trained_tokens", "warmup_steps_for",
+    "parameter_groups", "rank_zero_first", "resolve_optimizer_class", "select_trained_tokens",
+    "warmup_steps_for",
 ]

@@ -145,6 +145,10 @@ class FrozenModel:
                  sum(p.numel() for p in model.parameters()) / 1e6)
         return model
 
+    def release(self) -> None:
+        """Free a copy's weights (values it computed are cached); it reloads if used again."""
+        self._model = None
+
     def place(self, device: torch.device) -> torch.device:
         """Move a copy to ``device`` unless it has a fixed device; returns where it runs."""
         if self._policy is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +146,15 @@ class FrozenValueCache:
         return (f"{self.directory}: {self.num_examples} examples, {self.total_rows} rows, "
                 f"{int(self.filled.sum())} cached; {self.disk_bytes / 2**20:.2f} MiB on disk "
                 f"(memory-mapped), {self.memory_bytes / 2**10:.1f} KiB in RAM")
+
+
+def rank_zero_first(trainer, work: Callable[[], Any]) -> Any:
+    """Run ``work`` on rank 0, then on the other ranks (which then find its files)."""
+    if trainer.world_size == 1:
+        return work()
+    if trainer.is_global_zero:
+        result = work()
+        trainer.strategy.barrier()
+        return result
+    trainer.strategy.barrier()
+    return work()

@@ -39,7 +39,7 @@ from autotrain_pl.objectives.distillation.generations import (
 from autotrain_pl.objectives.distillation.on_policy import sample_on_policy
 from autotrain_pl.objectives.distillation.settings import DistillationSettings
 from autotrain_pl.rendering.messages import Message
-from autotrain_pl.training import FrozenModel, FrozenValueCache, TokenSelection
+from autotrain_pl.training import FrozenModel, FrozenValueCache, TokenSelection, rank_zero_first
 
 log = logging.getLogger(__name__)
 
@@ -269,15 +269,3 @@ class Distiller:
             disk = sum(c.disk_bytes for c in self.logit_caches.values())
             metrics["teacher_cache_disk_mib"] = disk / 2**20
         return metrics
-
-
-def rank_zero_first(trainer, work: Callable[[], Any]) -> Any:
-    """Run ``work`` on rank 0, then on the other ranks (which then find its files)."""
-    if trainer.world_size == 1:
-        return work()
-    if trainer.is_global_zero:
-        result = work()
-        trainer.strategy.barrier()
-        return result
-    trainer.strategy.barrier()
-    return work()

@@ -1,0 +1,198 @@
+"""Batches that score two completions of one prompt in ONE forward pass.
+
+A preference pair is a prompt rendered once plus a chosen and a rejected completion
+(``encode_preference``). Two layouts carry a batch of pairs to the model:
+
+- ``packed`` (default): one row per pair, ``prompt + chosen + rejected``. A 4-D additive
+  attention mask lets chosen tokens see the prompt and earlier chosen tokens, and rejected tokens
+  see the prompt and earlier rejected tokens, never the chosen ones; ``position_ids`` of both
+  completions continue from the prompt. Every row therefore computes exactly the logits of
+  ``prompt + chosen`` and ``prompt + rejected`` run separately, but the prompt is encoded once,
+  not twice, and rows are not padded to the longer completion twice. On short-answer data
+  (prompts much longer than answers) that is close to half the tokens of the concatenated layout.
+- ``concatenated``: ``prompt + chosen`` rows followed by ``prompt + rejected`` rows, right-padded
+  to one length, as TRL's ``DPOTrainer`` does. Needed where a model ignores 4-D masks
+  (FlashAttention-2).
+
+The targets are explicit, not shifted ids and weights: ``target_rows``/``target_positions`` say
+which row and position's logits predict ``target_labels`` with ``target_weights``, and
+``target_pairs``/``target_sides`` (0 chosen, 1 rejected) which sequence the log-probability adds
+to. In the packed layout the first rejected token is predicted from the prompt's last position,
+which the shift convention cannot express. Only weighted completion tokens are targets, so the LM
+head runs only there. Targets are sorted by row, as ``training.final_layer`` expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from autotrain_pl.data.collate import pad_sequences, padded_length
+from autotrain_pl.errors import AutotrainError
+
+PAIR_LAYOUTS = ("packed", "concatenated")
+_PROMPT, _FIRST, _SECOND, _PAD = 0, 1, 2, 3
+
+
+def check_pair_layout(layout: str, field: str = "pair_layout") -> None:
+    if layout not in PAIR_LAYOUTS:
+        raise AutotrainError(
+            f"{field}={layout!r} is unknown; use packed (prompt encoded once, the default) or "
+            "concatenated (for attention implementations without 4-D masks, e.g. "
+            "flash_attention_2)"
+        )
+
+
+def _targets(completion: Sequence[int], weights: Sequence[float], first_position: int,
+             start: int) -> tuple[list[int], list[int], list[float]]:
+    """Positions, labels and weights of a completion's weighted tokens.
+
+    Token ``j`` sits at ``start + j`` and is predicted from ``start + j - 1``, except token 0,
+    which is predicted from ``first_position`` (the prompt's last position).
+    """
+    positions, labels, kept = [], [], []
+    for j, (token, weight) in enumerate(zip(completion, weights, strict=True)):
+        if weight:
+            positions.append(first_position if j == 0 else start + j - 1)
+            labels.append(int(token))
+            kept.append(float(weight))
+    return positions, labels, kept
+
+
+def packed_pair_mask(segments: torch.Tensor) -> torch.Tensor:
+    """The additive ``[B, 1, T, T]`` mask of packed pairs from per-token segment ids.
+
+    A query attends causally to the prompt and to its own completion; padding attends to itself
+    only (a fully masked row would give NaN).
+    """
+    length = segments.shape[1]
+    index = torch.arange(length)
+    causal = index[:, None] >= index[None, :]
+    query, key = segments[:, :, None], segments[:, None, :]
+    allowed = causal & ((key == _PROMPT) | (key == query)) & (key != _PAD)
+    allowed |= torch.eye(length, dtype=torch.bool) & (query == _PAD)
+    mask = torch.zeros(allowed.shape, dtype=torch.float32)
+    mask.masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    return mask.unsqueeze(1)
+
+
+class PairCollator:
+    """Pairs of completions of one prompt, in the ``packed`` or ``concatenated`` layout.
+
+    Args:
+        pad_token_id: id used for padding (never a target).
+        layout: ``packed`` or ``concatenated`` (module docstring).
+        pad_to_multiple_of: round the padded length up to this multiple.
+        first: column prefix of the first completion (``chosen``).
+        second: column prefix of the second completion (``rejected``).
+
+    Besides the model inputs and targets, a batch carries ``num_pairs``, ``tokens`` (real tokens
+    the forward processes), and when the examples have them ``example_ids``, ``cache_key``,
+    ``margin`` and ``labels`` (unpaired feedback: True for desirable).
+    """
+
+    def __init__(self, pad_token_id: int, layout: str = "packed",
+                 pad_to_multiple_of: int | None = None, first: str = "chosen",
+                 second: str = "rejected") -> None:
+        check_pair_layout(layout)
+        self.pad_token_id = pad_token_id
+        self.layout = layout
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.first, self.second = first, second
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        batch = self._packed(features) if self.layout == "packed" else self._concatenated(features)
+        batch["num_pairs"] = len(features)
+        if "example_id" in features[0]:
+            batch["example_ids"] = torch.tensor([f["example_id"] for f in features])
+            keys = {f.get("cache_key") for f in features}
+            if len(keys) == 1:
+                batch["cache_key"] = keys.pop()
+        if "label" in features[0]:
+            batch["labels"] = torch.tensor([bool(f["label"]) for f in features])
+        margins = [f.get("margin") for f in features]
+        if all(m is not None for m in margins):
+            batch["margin"] = torch.tensor(margins, dtype=torch.float32)
+        return batch
+
+    def _completions(self, feature: dict[str, Any]) -> tuple[list[int], list[float], list[int],
+                                                             list[float]]:
+        return (list(feature[f"{self.first}_ids"]), list(feature[f"{self.first}_weights"]),
+                list(feature[f"{self.second}_ids"]), list(feature[f"{self.second}_weights"]))
+
+    def _packed(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        rows, segments, positions = [], [], []
+        targets: dict[str, list] = {k: [] for k in ("rows", "positions", "labels", "weights",
+                                                    "pairs", "sides")}
+        for row, feature in enumerate(features):
+            prompt = list(feature["prompt_ids"])
+            first, first_w, second, second_w = self._completions(feature)
+            if not prompt:
+                raise AutotrainError("a preference example has an empty prompt; the packed "
+                                     "layout predicts each completion's first token from it")
+            p, c = len(prompt), len(first)
+            rows.append(prompt + first + second)
+            segments.append([_PROMPT] * p + [_FIRST] * c + [_SECOND] * len(second))
+            positions.append(list(range(p + c)) + list(range(p, p + len(second))))
+            for side, (ids, weights, start) in enumerate(((first, first_w, p),
+                                                          (second, second_w, p + c))):
+                pos, labels, kept = _targets(ids, weights, p - 1, start)
+                targets["rows"] += [row] * len(pos)
+                targets["positions"] += pos
+                targets["labels"] += labels
+                targets["weights"] += kept
+                targets["pairs"] += [row] * len(pos)
+                targets["sides"] += [side] * len(pos)
+        length = padded_length(max(len(r) for r in rows), self.pad_to_multiple_of)
+        segment_ids = pad_sequences(segments, _PAD, torch.long, length)
+        batch = {
+            "input_ids": pad_sequences(rows, self.pad_token_id, torch.long, length),
+            "attention_mask": packed_pair_mask(segment_ids),
+            "position_ids": pad_sequences(positions, 0, torch.long, length),
+            "tokens": sum(len(r) for r in rows),
+        }
+        batch.update(_target_tensors(targets))
+        return batch
+
+    def _concatenated(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        count = len(features)
+        rows: list[list[int]] = [[] for _ in range(2 * count)]
+        targets: dict[str, list] = {k: [] for k in ("rows", "positions", "labels", "weights",
+                                                    "pairs", "sides")}
+        for side in (0, 1):  # targets stay sorted by row, as the trimmed last layer needs
+            for pair, feature in enumerate(features):
+                prompt = list(feature["prompt_ids"])
+                completions = self._completions(feature)
+                ids, weights = completions[2 * side], completions[2 * side + 1]
+                row = pair + side * count
+                rows[row] = prompt + ids
+                pos, labels, kept = _targets(ids, weights, len(prompt) - 1, len(prompt))
+                targets["rows"] += [row] * len(pos)
+                targets["positions"] += pos
+                targets["labels"] += labels
+                targets["weights"] += kept
+                targets["pairs"] += [pair] * len(pos)
+                targets["sides"] += [side] * len(pos)
+        lengths = [len(r) for r in rows]
+        length = padded_length(max(lengths), self.pad_to_multiple_of)
+        positions = torch.arange(length).unsqueeze(0)
+        batch = {
+            "input_ids": pad_sequences(rows, self.pad_token_id, torch.long, length),
+            "attention_mask": (positions < torch.tensor(lengths).unsqueeze(1)).long(),
+            "tokens": sum(lengths),
+        }
+        batch.update(_target_tensors(targets))
+        return batch
+
+
+def _target_tensors(targets: dict[str, list]) -> dict[str, torch.Tensor]:
+    return {
+        "target_rows": torch.tensor(targets["rows"], dtype=torch.long),
+        "target_positions": torch.tensor(targets["positions"], dtype=torch.long),
+        "target_labels": torch.tensor(targets["labels"], dtype=torch.long),
+        "target_weights": torch.tensor(targets["weights"], dtype=torch.float32),
+        "target_pairs": torch.tensor(targets["pairs"], dtype=torch.long),
+        "target_sides": torch.tensor(targets["sides"], dtype=torch.long),
+    }
