@@ -4,9 +4,9 @@ QLoRA, the CLI config and the refusal of chat data."""
 import json
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
+from fit_testing import make_trainer
 from transformers import AutoModelForSequenceClassification
 
 from autotrain_pl.cli import run_cli
@@ -19,14 +19,6 @@ ROOT = Path(__file__).parents[3]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TWO_STEPS = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1",
              "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
-
-
-def make_trainer(root: Path, max_steps: int, **kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
-                    enable_model_summary=False, enable_checkpointing=False,
-                    default_root_dir=str(root), num_sanity_val_steps=0)
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
 
 
 def preference_data(tmp_path: Path, n_train: int = 1024, n_valid: int = 128) -> ChatDataModule:

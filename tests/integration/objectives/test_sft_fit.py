@@ -5,19 +5,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from fit_testing import make_trainer
 
 from autotrain_pl.data import ChatDataModule
 from autotrain_pl.models import load_model, load_tokenizer
 from autotrain_pl.objectives import SFTModule
 from autotrain_pl.rendering import Message, get_renderer
-
-
-def make_trainer(root: Path, max_steps: int, **kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
-                    enable_model_summary=False, enable_checkpointing=False,
-                    default_root_dir=str(root), num_sanity_val_steps=0)
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
 
 
 def arithmetic_data(n: int = 64, batch_size: int = 16) -> ChatDataModule:

@@ -1,24 +1,15 @@
 """Short real DPO fits on builtin models: learning, the three kinds of reference, bad rows."""
 
 import json
-from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
+from fit_testing import make_trainer
 
 from autotrain_pl.data import ChatDataModule
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.models import LoraOptions
 from autotrain_pl.objectives import DPOModule
-
-
-def make_trainer(root: Path, max_steps: int, **kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", max_steps=max_steps, logger=False, enable_progress_bar=False,
-                    enable_model_summary=False, enable_checkpointing=False,
-                    default_root_dir=str(root), num_sanity_val_steps=0)
-    defaults.update(kwargs)
-    return L.Trainer(**defaults)
 
 
 def pairs(n: int = 64, split: str = "train", batch_size: int = 16, **kwargs) -> ChatDataModule:
