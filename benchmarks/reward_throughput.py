@@ -22,8 +22,8 @@ tokens per second (both sequences of each pair, padding not counted). The runner
 is recorded too.
 
 Workloads (``--workload``): ``short`` (two-digit additions: ~17-token prompts, 2-5-token
-replies) and ``chat`` (a user turn of 8-40 words, replies of 20-120 words, so the replies
-dominate and packing saves less).
+replies; 16 pairs per step) and ``chat`` (a user turn of 8-40 words, replies of 20-120 words, so
+the replies dominate and packing saves less; 8 pairs per step).
 
 ``ratios``: ``ours_vs_trl`` and ``ours_vs_trl_nogc`` (higher is better) and
 ``packed_vs_concatenated``, per workload (suffix ``_chat`` for ``chat``); ``cpu_time_ratios``
@@ -196,19 +196,20 @@ def run_trl(model_ref: str, pairs: list[dict], tokenizer, steps: int, batch_size
     return timer.summary(batch_size)
 
 
-def run_workload(name: str, rows: list[dict], steps: int, args, work: Path) -> dict:
+def run_workload(name: str, rows: list[dict], steps: int, batch_size: int, args,
+                 work: Path) -> dict:
     from autotrain_pl.data import write_jsonl
 
     rows_path = str(write_jsonl(rows, work / f"{name}.jsonl"))
-    pairs, tokenizer = tokenized_pairs(args.model, rows_path, args.batch_size)
+    pairs, tokenizer = tokenized_pairs(args.model, rows_path, batch_size)
     runners = {
-        "ours": lambda: run_ours(args.model, rows_path, steps, args.batch_size, args.lr,
+        "ours": lambda: run_ours(args.model, rows_path, steps, batch_size, args.lr,
                                  args.warmup, "packed"),
-        "ours_concat": lambda: run_ours(args.model, rows_path, steps, args.batch_size,
+        "ours_concat": lambda: run_ours(args.model, rows_path, steps, batch_size,
                                         args.lr, args.warmup, "concatenated"),
-        "trl": lambda: run_trl(args.model, pairs, tokenizer, steps, args.batch_size,
+        "trl": lambda: run_trl(args.model, pairs, tokenizer, steps, batch_size,
                                args.lr, args.warmup, str(work / "trl")),
-        "trl_nogc": lambda: run_trl(args.model, pairs, tokenizer, steps, args.batch_size,
+        "trl_nogc": lambda: run_trl(args.model, pairs, tokenizer, steps, batch_size,
                                     args.lr, args.warmup, str(work / "trl"), False),
     }
     runs: dict[str, list[dict]] = {runner: [] for runner in args.runners}
@@ -224,7 +225,7 @@ def run_workload(name: str, rows: list[dict], steps: int, args, work: Path) -> d
         best["cpu_pairs_per_s"] = statistics.median(r["cpu_pairs_per_s"] for r in rounds)
         results[runner] = best
     lengths = [len(p["chosen_ids"]) + len(p["rejected_ids"]) for p in pairs]
-    return {"pairs": len(pairs), "steps": steps,
+    return {"pairs": len(pairs), "steps": steps, "batch_size": batch_size,
             "mean_tokens_per_pair": statistics.mean(lengths), "results": results}
 
 
@@ -247,7 +248,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a run of under two minutes")
     parser.add_argument("--model", default="builtin:small")
     parser.add_argument("--workload", choices=("short", "chat", "both"), default=None)
-    parser.add_argument("--batch_size", type=int, default=16, help="pairs per step")
+    parser.add_argument("--batch_size", type=int, default=16, help="pairs per step (short)")
+    parser.add_argument("--chat_batch_size", type=int, default=8,
+                        help="pairs per step of the chat workload (TRL without checkpointing "
+                             "holds ~5 GB of activations at 16)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (short)")
     parser.add_argument("--chat_steps", type=int, default=None,
                         help="optimizer steps per run of the chat workload (~7x the tokens)")
@@ -266,24 +270,29 @@ def main() -> None:
     names = ("short", "chat") if workload == "both" else (workload,)
     rows = {"short": short_rows, "chat": chat_rows}
     steps = {"short": args.steps, "chat": args.chat_steps}
+    batch_sizes = {"short": args.batch_size, "chat": args.chat_batch_size}
 
     work = Path(tempfile.mkdtemp(prefix="reward_bench_"))
     load_before = os.getloadavg()[0]
-    # 50 batches of rows (at least), of which each run trains its first ``steps``: length
-    # grouping works in mega-batches of up to 50 batches, as in a real run.
-    workloads = {name: run_workload(name, rows[name](args.batch_size * max(50, steps[name])),
-                                    steps[name], args, work) for name in names}
     report = {
-        "model": args.model, "batch_size": args.batch_size,
-        "warmup": args.warmup, "rounds": args.rounds,
+        "model": args.model, "warmup": args.warmup, "rounds": args.rounds,
         "device": "cuda" if torch.cuda.is_available() else "cpu", "precision": "32-true",
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_before": load_before, "cpu": platform.processor() or platform.machine(),
         "note": "shared 2-core machine with other jobs running: wall-clock figures are noisy",
-        "workloads": workloads, "ratios": ratios(workloads),
-        "cpu_time_ratios": ratios(workloads, "cpu_pairs_per_s"),
     }
-    print(f"{args.model}, batch {args.batch_size} pairs, steps {steps} ({args.warmup} untimed), "
+    workloads: dict[str, dict] = {}
+    for name in names:
+        # 50 batches of rows (at least), of which each run trains its first ``steps``: length
+        # grouping works in mega-batches of up to 50 batches, as in a real run.
+        size = batch_sizes[name]
+        workloads[name] = run_workload(name, rows[name](size * max(50, steps[name])),
+                                       steps[name], size, args, work)
+        report.update(workloads=workloads, ratios=ratios(workloads),
+                      cpu_time_ratios=ratios(workloads, "cpu_pairs_per_s"))
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n")  # each workload as it ends
+    print(f"{args.model}, batch {batch_sizes} pairs, steps {steps} ({args.warmup} untimed), "
           f"{args.rounds} round(s), {report['threads']} threads, {report['device']}")
     print(f"{'workload':<9}{'run':<13}{'pairs/s':>9}{'tokens/s':>10}{'cpu pairs/s':>13}")
     for name, workload_result in workloads.items():
@@ -292,8 +301,6 @@ def main() -> None:
                   f"{result['tokens_per_s']:>10.0f}{result['cpu_pairs_per_s']:>13.2f}")
     print("ratios (wall):", {k: round(v, 2) for k, v in report["ratios"].items()})
     print("ratios (cpu): ", {k: round(v, 2) for k, v in report["cpu_time_ratios"].items()})
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS}")
 
 
