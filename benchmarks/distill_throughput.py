@@ -31,46 +31,15 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 import torch  # noqa: E402
+from step_timing import StepTimer, time_trl_steps  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "distill_throughput.json"
-
-
-class StepTimer:
-    """Wall and process-CPU time of each step after ``warmup`` (and whether it counts)."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.seen = warmup, 0
-        self.wall: list[float] = []
-        self.cpu: list[float] = []
-        self.tokens: list[int] = []
-
-    def start(self) -> None:
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-
-    def stop(self, tokens: int, timed: bool = True) -> None:
-        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
-        if not timed:
-            return
-        self.seen += 1
-        if self.seen > self.warmup:
-            self.wall.append(wall)
-            self.cpu.append(cpu)
-            self.tokens.append(tokens)
-
-    def summary(self) -> dict:
-        wall, cpu = statistics.median(self.wall), statistics.median(self.cpu)
-        tokens = statistics.mean(self.tokens)
-        return {"steps_per_s": 1 / wall, "cpu_steps_per_s": 1 / cpu,
-                "tokens_per_s": tokens / wall, "median_step_s": wall, "median_cpu_step_s": cpu,
-                "mean_step_s": statistics.mean(self.wall), "timed_steps": len(self.wall),
-                "mean_trained_tokens_per_step": tokens}
 
 
 def trained_tokens(weights: torch.Tensor) -> int:
@@ -122,7 +91,6 @@ def run_ours(teacher: str, student: str, rows_path: str, batch_size: int, lr: fl
 def run_trl_gkd(teacher: str, student: str, rows: list[dict], batch_size: int, lr: float,
                 warmup: int, steps: int, out_dir: str) -> dict:
     import datasets
-    from transformers import TrainerCallback
     from trl.experimental.gkd import GKDConfig, GKDTrainer
 
     from autotrain_pl.models import load_model, load_tokenizer
@@ -131,17 +99,6 @@ def run_trl_gkd(teacher: str, student: str, rows: list[dict], batch_size: int, l
     tokenizer = load_tokenizer(student)
     tokenizer.chat_template = get_renderer("chatml", tokenizer).chat_template()
     timer = StepTimer(warmup)
-
-    class Timing(TrainerCallback):
-        tokens = 0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            timer.start()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            timer.stop(self.tokens)
-
-    timing = Timing()
     torch.manual_seed(0)
     config = GKDConfig(
         output_dir=out_dir, per_device_train_batch_size=batch_size, max_steps=steps,
@@ -151,15 +108,8 @@ def run_trl_gkd(teacher: str, student: str, rows: list[dict], batch_size: int, l
         temperature=1.0, seq_kd=False, max_length=512,
     )
     trainer = GKDTrainer(model=load_model(student), teacher_model=load_model(teacher), args=config,
-                         train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
-                         callbacks=[timing])
-    original = trainer.training_step
-
-    def counting_step(model, inputs, *args, **kwargs):
-        timing.tokens = int((inputs["labels"][:, 1:] != -100).sum())
-        return original(model, inputs, *args, **kwargs)
-
-    trainer.training_step = counting_step
+                         train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer)
+    time_trl_steps(trainer, timer, lambda inputs: int((inputs["labels"][:, 1:] != -100).sum()))
     trainer.train()
     return timer.summary()
 

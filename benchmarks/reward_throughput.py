@@ -6,8 +6,8 @@ each pair, handed to TRL pre-tokenized as ``chosen_ids`` / ``rejected_ids``), wi
 size of pairs, learning rate and optimizer (AdamW, constant schedule), in one process run.
 
 - ``ours``: ``RewardModule`` + ``ChatDataModule`` through ``lightning.Trainer``, as
-  ``configs/reward.yaml`` runs it: each pair packed into one row (the shared prompt once,
-  ``training.shared_prefix``), the last decoder layer and the score head only at the two
+  ``configs/reward.yaml`` runs it: each pair packed into one row (the prompt once,
+  ``data.pair_batches``), the last decoder layer and the score head only at the two
   positions read, length-grouped batches (``group_by_length``: the same pairs, batched with pairs
   of similar length, as ``sft_throughput.py`` runs ours).
 - ``ours_concat``: the same with ``pair_layout: concatenated`` (chosen rows then rejected rows,
@@ -44,13 +44,13 @@ import platform
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from step_timing import StepTimer, time_trl_steps  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "reward_throughput.json"
 RUNNERS = ("ours", "ours_concat", "trl", "trl_nogc")
@@ -58,34 +58,6 @@ WORDS = ("the model learns to answer questions about data code time people world
          "life day year way part number water city story fact month study book job word issue "
          "side kind head house service friend power hour game line end member law car name team "
          "idea body information back face level office door health person art history result").split()
-
-
-class StepTimer:
-    """Wall and process-CPU time of each step after ``warmup``, and its real tokens."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.seen = warmup, 0
-        self.wall: list[float] = []
-        self.cpu: list[float] = []
-        self.tokens: list[int] = []
-
-    def start(self) -> None:
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-
-    def stop(self, tokens: int) -> None:
-        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
-        self.seen += 1
-        if self.seen > self.warmup:
-            self.wall.append(wall)
-            self.cpu.append(cpu)
-            self.tokens.append(tokens)
-
-    def summary(self, pairs_per_step: int) -> dict:
-        wall, cpu = statistics.median(self.wall), statistics.median(self.cpu)
-        return {"pairs_per_s": pairs_per_step / wall, "cpu_pairs_per_s": pairs_per_step / cpu,
-                "tokens_per_s": statistics.mean(self.tokens) / wall, "median_step_s": wall,
-                "mean_step_s": statistics.mean(self.wall), "timed_steps": len(self.wall),
-                "mean_tokens_per_step": statistics.mean(self.tokens)}
 
 
 def short_rows(n: int) -> list[dict]:
@@ -114,7 +86,12 @@ def data_module(model_ref: str, rows_path: str, batch_size: int, group_by_length
 
 
 def batch_tokens(batch) -> int:
-    return int(batch["chosen_attention_mask"].sum() + batch["rejected_attention_mask"].sum())
+    """Real tokens of both sequences of every pair, the prompt counted in each (as TRL runs
+    them): each sequence's last position + 1."""
+    ends = batch["end_positions"]
+    if "position_ids" in batch:  # packed: the rejected sequence's positions restart at the prompt
+        ends = batch["position_ids"][batch["end_rows"], ends]
+    return int((ends + 1).sum())
 
 
 def run_ours(model_ref: str, rows_path: str, steps: int, batch_size: int, lr: float, warmup: int,
@@ -140,7 +117,7 @@ def run_ours(model_ref: str, rows_path: str, steps: int, batch_size: int, lr: fl
                         enable_model_summary=False, callbacks=[Timing()], num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data_module(model_ref, rows_path, batch_size,
                                                group_by_length=True))
-    return timer.summary(batch_size)
+    return timer.summary(batch_size, "pairs")
 
 
 def tokenized_pairs(model_ref: str, rows_path: str, batch_size: int) -> tuple[list[dict], object]:
@@ -156,23 +133,11 @@ def tokenized_pairs(model_ref: str, rows_path: str, batch_size: int) -> tuple[li
 def run_trl(model_ref: str, pairs: list[dict], tokenizer, steps: int, batch_size: int, lr: float,
             warmup: int, out_dir: str, gradient_checkpointing: bool | None = None) -> dict:
     import datasets
-    from transformers import TrainerCallback
     from trl import RewardConfig, RewardTrainer
 
     from autotrain_pl.models import load_model
 
     timer = StepTimer(warmup)
-
-    class Timing(TrainerCallback):
-        tokens = 0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            timer.start()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            timer.stop(self.tokens)
-
-    timing = Timing()
     torch.manual_seed(0)
     model = load_model(model_ref, head="reward")  # the same seeded score head as ours
     config = RewardConfig(
@@ -184,16 +149,10 @@ def run_trl(model_ref: str, pairs: list[dict], tokenizer, steps: int, batch_size
         **({} if gradient_checkpointing is None
            else {"gradient_checkpointing": gradient_checkpointing}))
     trainer = RewardTrainer(model=model, args=config, processing_class=tokenizer,
-                            train_dataset=datasets.Dataset.from_list(pairs), callbacks=[timing])
-    original = trainer.training_step
-
-    def counting_step(model, inputs, *args, **kwargs):
-        timing.tokens = int(inputs["attention_mask"].sum())
-        return original(model, inputs, *args, **kwargs)
-
-    trainer.training_step = counting_step
+                            train_dataset=datasets.Dataset.from_list(pairs))
+    time_trl_steps(trainer, timer, lambda inputs: int(inputs["attention_mask"].sum()))
     trainer.train()
-    return timer.summary(batch_size)
+    return timer.summary(batch_size, "pairs")
 
 
 def run_workload(name: str, rows: list[dict], steps: int, batch_size: int, args,

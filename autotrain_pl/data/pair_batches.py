@@ -20,6 +20,9 @@ which row and position's logits predict ``target_labels`` with ``target_weights`
 to. In the packed layout the first rejected token is predicted from the prompt's last position,
 which the shift convention cannot express. Only weighted completion tokens are targets, so the LM
 head runs only there. Targets are sorted by row, as ``training.final_layer`` expects.
+
+``end_rows``/``end_positions``/``end_pairs``/``end_sides`` (``[2B]``, sorted by row) locate the
+last token of each ``prompt + completion`` sequence, where a reward model reads its score.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from autotrain_pl.errors import AutotrainError
 
 PAIR_LAYOUTS = ("packed", "concatenated")
 _PROMPT, _FIRST, _SECOND, _PAD = 0, 1, 2, 3
+_TARGET_KEYS = ("rows", "positions", "labels", "weights", "pairs", "sides")
+_END_KEYS = ("rows", "positions", "pairs", "sides")
 
 
 def check_pair_layout(layout: str, field: str = "pair_layout") -> None:
@@ -124,8 +129,8 @@ class PairCollator:
 
     def _packed(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
         rows, segments, positions = [], [], []
-        targets: dict[str, list] = {k: [] for k in ("rows", "positions", "labels", "weights",
-                                                    "pairs", "sides")}
+        targets: dict[str, list] = {k: [] for k in _TARGET_KEYS}
+        ends: dict[str, list] = {k: [] for k in _END_KEYS}
         for row, feature in enumerate(features):
             prompt = list(feature["prompt_ids"])
             first, first_w, second, second_w = self._completions(feature)
@@ -138,13 +143,8 @@ class PairCollator:
             positions.append(list(range(p + c)) + list(range(p, p + len(second))))
             for side, (ids, weights, start) in enumerate(((first, first_w, p),
                                                           (second, second_w, p + c))):
-                pos, labels, kept = _targets(ids, weights, p - 1, start)
-                targets["rows"] += [row] * len(pos)
-                targets["positions"] += pos
-                targets["labels"] += labels
-                targets["weights"] += kept
-                targets["pairs"] += [row] * len(pos)
-                targets["sides"] += [side] * len(pos)
+                _add_targets(targets, row, row, side, *_targets(ids, weights, p - 1, start))
+                _add_end(ends, row, start + len(ids) - 1 if ids else p - 1, row, side)
         length = padded_length(max(len(r) for r in rows), self.pad_to_multiple_of)
         segment_ids = pad_sequences(segments, _PAD, torch.long, length)
         batch = {
@@ -153,14 +153,14 @@ class PairCollator:
             "position_ids": pad_sequences(positions, 0, torch.long, length),
             "tokens": sum(len(r) for r in rows),
         }
-        batch.update(_target_tensors(targets))
+        batch.update(_tensors(targets, ends))
         return batch
 
     def _concatenated(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
         count = len(features)
         rows: list[list[int]] = [[] for _ in range(2 * count)]
-        targets: dict[str, list] = {k: [] for k in ("rows", "positions", "labels", "weights",
-                                                    "pairs", "sides")}
+        targets: dict[str, list] = {k: [] for k in _TARGET_KEYS}
+        ends: dict[str, list] = {k: [] for k in _END_KEYS}
         for side in (0, 1):  # targets stay sorted by row, as the trimmed last layer needs
             for pair, feature in enumerate(features):
                 prompt = list(feature["prompt_ids"])
@@ -168,13 +168,9 @@ class PairCollator:
                 ids, weights = completions[2 * side], completions[2 * side + 1]
                 row = pair + side * count
                 rows[row] = prompt + ids
-                pos, labels, kept = _targets(ids, weights, len(prompt) - 1, len(prompt))
-                targets["rows"] += [row] * len(pos)
-                targets["positions"] += pos
-                targets["labels"] += labels
-                targets["weights"] += kept
-                targets["pairs"] += [pair] * len(pos)
-                targets["sides"] += [side] * len(pos)
+                _add_targets(targets, row, pair, side,
+                             *_targets(ids, weights, len(prompt) - 1, len(prompt)))
+                _add_end(ends, row, len(rows[row]) - 1, pair, side)
         lengths = [len(r) for r in rows]
         length = padded_length(max(lengths), self.pad_to_multiple_of)
         positions = torch.arange(length).unsqueeze(0)
@@ -183,16 +179,29 @@ class PairCollator:
             "attention_mask": (positions < torch.tensor(lengths).unsqueeze(1)).long(),
             "tokens": sum(lengths),
         }
-        batch.update(_target_tensors(targets))
+        batch.update(_tensors(targets, ends))
         return batch
 
 
-def _target_tensors(targets: dict[str, list]) -> dict[str, torch.Tensor]:
-    return {
-        "target_rows": torch.tensor(targets["rows"], dtype=torch.long),
-        "target_positions": torch.tensor(targets["positions"], dtype=torch.long),
-        "target_labels": torch.tensor(targets["labels"], dtype=torch.long),
-        "target_weights": torch.tensor(targets["weights"], dtype=torch.float32),
-        "target_pairs": torch.tensor(targets["pairs"], dtype=torch.long),
-        "target_sides": torch.tensor(targets["sides"], dtype=torch.long),
-    }
+def _add_targets(targets: dict[str, list], row: int, pair: int, side: int,
+                 positions: list[int], labels: list[int], weights: list[float]) -> None:
+    targets["rows"] += [row] * len(positions)
+    targets["positions"] += positions
+    targets["labels"] += labels
+    targets["weights"] += weights
+    targets["pairs"] += [pair] * len(positions)
+    targets["sides"] += [side] * len(positions)
+
+
+def _add_end(ends: dict[str, list], row: int, position: int, pair: int, side: int) -> None:
+    for key, value in zip(_END_KEYS, (row, position, pair, side), strict=True):
+        ends[key].append(value)
+
+
+def _tensors(targets: dict[str, list], ends: dict[str, list]) -> dict[str, torch.Tensor]:
+    batch = {f"target_{key}": torch.tensor(values, dtype=torch.long)
+             for key, values in targets.items() if key != "weights"}
+    batch["target_weights"] = torch.tensor(targets["weights"], dtype=torch.float32)
+    batch.update({f"end_{key}": torch.tensor(values, dtype=torch.long)
+                  for key, values in ends.items()})
+    return batch

@@ -6,10 +6,11 @@ is ``-logsigmoid(r_chosen - r_rejected - margin)`` per pair (``losses.bradley_te
 ``center_rewards_coefficient * (r_chosen + r_rejected)^2`` when set, summed over pairs (the
 normalization units). A reward is the score head at a sequence's last real token.
 
-Both sequences of every pair go through the model in ONE forward pass. By default they are
-packed (``training.shared_prefix``): one row per pair holding the shared prompt once, then the
-rest of the chosen and of the rejected sequence, with a 4D mask that keeps them apart. The last
-decoder layer and the score head run only at the two positions each row is read at.
+Both sequences of every pair go through the model in ONE forward pass, laid out as the preference
+objectives lay them out (``objectives.preference.data.PairEncoding``): by default packed, one
+row per pair holding the prompt once, then the chosen and the rejected reply, with a 4-D mask
+that keeps them apart. The last decoder layer and the score head run only at the two positions
+each row is read at (``end_rows``/``end_positions`` of ``data.pair_batches``).
 
 The export is a plain ``AutoModelForSequenceClassification`` directory with the tokenizer and
 chat template; ``models.RewardScorer`` loads it (or this module) to score conversations.
@@ -23,23 +24,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autotrain_pl.data import ChatDataModule
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.losses import bradley_terry_loss
-from autotrain_pl.models.heads import unwrapped
-from autotrain_pl.models.reward import (
-    check_pad_token,
-    reward_parts,
-    rewards_at,
-    sequence_rewards,
-    set_pad_token,
-)
+from autotrain_pl.models.reward import check_pad_token, rewards_at, set_pad_token
 from autotrain_pl.objectives.base import ObjectiveModule
-from autotrain_pl.training import LossOutput, count_real_tokens
+from autotrain_pl.objectives.preference.data import PairEncoding
+from autotrain_pl.training import LossOutput
 from autotrain_pl.training.final_layer import trimmed_last_layer
-from autotrain_pl.training.shared_prefix import pack_pairs
-
-PAIR_LAYOUTS = ("packed", "concatenated")
 
 
 class RewardModule(ObjectiveModule):
@@ -49,8 +40,8 @@ class RewardModule(ObjectiveModule):
         center_rewards_coefficient: weight of ``(r_chosen + r_rejected)^2`` per pair, which keeps
             rewards centred at 0 (Eisenstein et al., 2023); None (TRL's default) adds nothing.
         pair_layout: ``packed`` (one row per pair, prompt encoded once) or ``concatenated``
-            (chosen rows then rejected rows, as TRL; for attention without 4D masks). Packing
-            falls back to concatenation by itself where it cannot apply.
+            (chosen rows then rejected rows, as TRL; for attention implementations without 4-D
+            masks, e.g. flash_attention_2).
         **kwargs: the shared options of ``ObjectiveModule`` (model, LoRA/QLoRA, optimizer, ...).
             With LoRA the ``score`` head trains in full.
 
@@ -60,37 +51,26 @@ class RewardModule(ObjectiveModule):
     ``rewards/rejected`` and ``rewards/margins`` (``r_chosen - r_rejected``).
     """
 
+    data_kind = "preference"
+
     def __init__(self, *args: Any, center_rewards_coefficient: float | None = None,
                  pair_layout: str = "packed", **kwargs: Any) -> None:
         if center_rewards_coefficient is not None and (
                 isinstance(center_rewards_coefficient, bool) or center_rewards_coefficient < 0):
             raise AutotrainError(f"model.center_rewards_coefficient={center_rewards_coefficient!r} "
                                  "must be >= 0 (e.g. 0.01), or null for none")
-        if pair_layout not in PAIR_LAYOUTS:
-            raise AutotrainError(f"model.pair_layout={pair_layout!r} is unknown; use packed "
-                                 "(default) or concatenated")
+        encoding = PairEncoding(pair_layout, cache_index=False)  # checks the layout first
         super().__init__(*args, **kwargs)
+        self.encoding = encoding
 
     def load_policy(self, model_name_or_path: str, **options: Any):
         """The base with a one-label ``score`` head (``AutoModelForSequenceClassification``)."""
         return super().load_policy(model_name_or_path, head="reward", **options)
 
     # -- data -----------------------------------------------------------------------------------
-    @classmethod
-    def check_datamodule(cls, datamodule) -> None:
-        """Refuse chat data: a reward model learns from pairs (``aitrain`` calls this before the
-        model loads)."""
-        if isinstance(datamodule, ChatDataModule) and datamodule.kind != "preference":
-            source = datamodule.data_path or datamodule.valid_path or datamodule.test_path
-            raise AutotrainError(
-                f"{cls.__name__} trains on preference pairs (prompt/chosen/rejected rows), but "
-                f"{source} holds chat rows; give preference data (e.g. synthetic:preference)"
-            )
-
-    def setup(self, stage: str) -> None:
-        if stage != "predict":
-            self.check_datamodule(self.trainer.datamodule)
-        super().setup(stage)
+    def example_encoding(self) -> PairEncoding:
+        """Pairs laid out for one forward pass (``data.EncodingProvider``)."""
+        return self.encoding
 
     def attach_tokenizer(self, tokenizer, renderer=None) -> None:
         """As the base, and the pad id into the model config, where an exported sequence
@@ -103,21 +83,16 @@ class RewardModule(ObjectiveModule):
     # -- loss -----------------------------------------------------------------------------------
     def forward_rewards(self, model, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Rewards ``[B]`` of the chosen and the rejected sequences, in one forward pass."""
-        packed = None
-        if self.hparams.pair_layout == "packed" and reward_parts(model) is not None:
-            config = unwrapped(model).config
-            packed = pack_pairs(batch, getattr(config, "_attn_implementation", None),
-                                mask_dtype=unwrapped(model).dtype)
-        if packed is not None:
-            rewards = rewards_at(model, packed.model_inputs(), packed.read_rows,
-                                 packed.read_positions, trimmed_last_layer)
-            return rewards[0::2], rewards[1::2]
-        input_ids = torch.cat([batch["chosen_input_ids"], batch["rejected_input_ids"]])
-        attention_mask = torch.cat([batch["chosen_attention_mask"],
-                                    batch["rejected_attention_mask"]])
-        rewards = sequence_rewards(model, input_ids, attention_mask, trimmed_last_layer)
-        chosen, rejected = rewards.chunk(2)
-        return chosen, rejected
+        mask = batch["attention_mask"]
+        inputs = {"input_ids": batch["input_ids"], "position_ids": batch.get("position_ids"),
+                  # concatenated rows are right-padded: causal attention never sees the padding
+                  # after a real token, and without a mask the decoder takes its fast causal path
+                  "attention_mask": mask if mask.dim() == 4 else None}
+        rewards = rewards_at(model, inputs, batch["end_rows"], batch["end_positions"],
+                             trimmed_last_layer)
+        by_side = rewards.new_empty(2, batch["num_pairs"])
+        by_side[batch["end_sides"], batch["end_pairs"]] = rewards
+        return by_side[0], by_side[1]
 
     def compute_loss(self, batch: Mapping[str, Any]) -> LossOutput:
         chosen, rejected = (r.float() for r in self.forward_rewards(self.model, batch))
@@ -133,9 +108,7 @@ class RewardModule(ObjectiveModule):
                 "rewards/rejected": rejected.sum(),
                 "rewards/margins": (chosen - rejected).sum(),
             }
-        tokens = count_real_tokens(batch, "chosen_input_ids", "chosen_attention_mask") + \
-            count_real_tokens(batch, "rejected_input_ids", "rejected_attention_mask")
-        return LossOutput.from_sum(loss, chosen.numel(), metrics, tokens)
+        return LossOutput.from_sum(loss, chosen.numel(), metrics, batch["tokens"])
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         raise AutotrainError("a reward model does not generate; score conversations with "

@@ -49,7 +49,8 @@ class PairObjective(ObjectiveModule):
                  precompute_ref_log_probs: bool = False, ref_cache_dir: str | None = None,
                  pair_layout: str = "packed", reference_free: bool = False,
                  **kwargs: Any) -> None:
-        encoding = self.make_encoding(pair_layout)  # checks the layout before a model loads
+        # checks the layout before a model loads; only a reference needs examples indexed
+        encoding = self.make_encoding(pair_layout, cache_index=not reference_free)
         if reference_free and (ref_model or precompute_ref_log_probs or ref_cache_dir):
             given = [n for n, v in (("ref_model", ref_model), ("precompute_ref_log_probs",
                      precompute_ref_log_probs), ("ref_cache_dir", ref_cache_dir)) if v]
@@ -65,9 +66,9 @@ class PairObjective(ObjectiveModule):
                                             precompute_ref_log_probs, _cache_dir(ref_cache_dir))
 
     @staticmethod
-    def make_encoding(layout: str) -> PairEncoding:
+    def make_encoding(layout: str, cache_index: bool = True) -> PairEncoding:
         """The data encoding of this objective's examples."""
-        return PairEncoding(layout)
+        return PairEncoding(layout, cache_index)
 
     def _reference_model(self, ref_model: str | None) -> FrozenModel:
         hp = self.hparams

@@ -1,9 +1,10 @@
 """Preference pairs for ``ChatDataModule``, laid out for one forward pass per batch.
 
-``PairEncoding`` is the ``data.ExampleEncoding`` of the preference objectives: the data module's
-own preference encoding (prompt rendered once, bad pairs dropped or refused), plus an
-``example_id`` and a ``cache_key`` (a fingerprint of the encoded rows) that index the reference
-log-probability cache, and batches from ``data.pair_batches.PairCollator``.
+``PairEncoding`` is the ``data.ExampleEncoding`` of the preference objectives and of reward
+models: the data module's own preference encoding (prompt rendered once, bad pairs dropped or
+refused) and batches from ``data.pair_batches.PairCollator``. For objectives with a reference it
+adds an ``example_id`` and a ``cache_key`` (a fingerprint of the encoded rows) that index the
+reference log-probability cache.
 
 ``UnpairedEncoding`` does the same for KTO's unpaired feedback. The second completion of each
 example is the completion of the example before it in the same data (cyclically): a mismatched
@@ -44,6 +45,8 @@ class PairEncoding(ExampleEncoding):
 
     Args:
         layout: ``packed`` or ``concatenated`` (``data.pair_batches``).
+        cache_index: add ``example_id`` and ``cache_key`` (False where nothing is cached: a
+            reward model, a reference-free loss).
 
     ``encoded`` maps each source's fingerprint to its encoded rows (a ``valid_fraction`` split
     shares its source's), which lay out the reference cache.
@@ -53,13 +56,15 @@ class PairEncoding(ExampleEncoding):
     kind, first, second = "preference", "chosen", "rejected"
     columns = _PAIR_COLUMNS
 
-    def __init__(self, layout: str = "packed") -> None:
+    def __init__(self, layout: str = "packed", cache_index: bool = True) -> None:
         check_pair_layout(layout, "model.pair_layout")
         self.layout = layout
+        self.cache_index = cache_index
         self.encoded: dict[str, Any] = {}
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.layout == self.layout
+        return (type(other) is type(self) and other.layout == self.layout
+                and other.cache_index == self.cache_index)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -79,6 +84,8 @@ class PairEncoding(ExampleEncoding):
     def encode(self, datamodule, source, split: str):
         self.check_kind(datamodule, source)
         dataset = self.with_second_completion(datamodule.encode_rows(source, self.kind, split))
+        if not self.cache_index:
+            return dataset
         fingerprint = pairs_fingerprint(dataset, self.columns)
         dataset = dataset.add_column("example_id", list(range(len(dataset))))
         dataset = dataset.add_column("cache_key", [fingerprint] * len(dataset))

@@ -47,8 +47,8 @@ class KTOModule(PairObjective):
         super().__init__(*args, **kwargs)
 
     @staticmethod
-    def make_encoding(layout: str) -> UnpairedEncoding:
-        return UnpairedEncoding(layout)
+    def make_encoding(layout: str, cache_index: bool = True) -> UnpairedEncoding:
+        return UnpairedEncoding(layout, cache_index)
 
     def compute_loss(self, batch: Mapping[str, Any]) -> LossOutput:
         policy = self.pair_scores(self.model, batch)

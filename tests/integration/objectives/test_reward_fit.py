@@ -11,6 +11,7 @@ from transformers import AutoModelForSequenceClassification
 
 from autotrain_pl.cli import run_cli
 from autotrain_pl.data import ChatDataModule, synthetic_rows, write_jsonl
+from autotrain_pl.data.pair_batches import PairCollator
 from autotrain_pl.models import RewardScorer
 from autotrain_pl.models.heads import unwrapped
 from autotrain_pl.objectives import RewardModule
@@ -34,7 +35,9 @@ def preference_data(tmp_path: Path, n_train: int = 1024, n_valid: int = 128) -> 
                           eval_batch_size=64, seed=0)
 
 
-def module_rewards(module: RewardModule, batch) -> torch.Tensor:
+def module_rewards(module: RewardModule, features: list[dict]) -> torch.Tensor:
+    """Chosen then rejected rewards of encoded pairs, as the module scores them in training."""
+    batch = PairCollator(module.tokenizer.pad_token_id)(features)
     module.eval()
     with torch.no_grad():
         chosen, rejected = module.forward_rewards(module.model, batch)
@@ -42,9 +45,13 @@ def module_rewards(module: RewardModule, batch) -> torch.Tensor:
     return torch.cat([chosen, rejected])
 
 
-def hf_rewards(model, batch) -> torch.Tensor:
-    ids = torch.cat([batch["chosen_input_ids"], batch["rejected_input_ids"]])
-    mask = torch.cat([batch["chosen_attention_mask"], batch["rejected_attention_mask"]])
+def hf_rewards(model, features: list[dict]) -> torch.Tensor:
+    """The same rewards from a plain ``transformers`` classifier on right-padded sequences."""
+    sequences = [f["prompt_ids"] + f[f"{side}_ids"] for side in ("chosen", "rejected")
+                 for f in features]
+    width = max(len(s) for s in sequences)
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in sequences])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
     model.eval()
     with torch.no_grad():
         return model(input_ids=ids, attention_mask=mask).logits[:, 0]
@@ -69,9 +76,9 @@ def test_fit_raises_held_out_accuracy_and_the_export_scores_alike(tmp_path):
     export = tmp_path / "export"
     assert json.loads((export / "autotrain.json").read_text())["head"] == "reward"
     exported = AutoModelForSequenceClassification.from_pretrained(export)
-    batch = next(iter(data.val_dataloader()))
-    expected = module_rewards(module, batch)
-    torch.testing.assert_close(hf_rewards(exported, batch), expected, rtol=0, atol=1e-5)
+    features = [data.val_dataset[i] for i in range(32)]
+    expected = module_rewards(module, features)
+    torch.testing.assert_close(hf_rewards(exported, features), expected, rtol=0, atol=1e-5)
 
     # RewardScorer renders conversations as training did and ranks chosen above rejected.
     held_out = [json.loads(line) for line in (tmp_path / "valid.jsonl").read_text().splitlines()]
@@ -109,9 +116,9 @@ def test_lora_trains_the_score_head_and_exports_merged(quantization, tmp_path):
     exported = AutoModelForSequenceClassification.from_pretrained(tmp_path / "export")
     torch.testing.assert_close(exported.score.weight, trained.detach())
     if quantization is None:  # a 4-bit base merges into full precision: close, not equal
-        batch = next(iter(data.train_dataloader()))
-        torch.testing.assert_close(hf_rewards(exported, batch), module_rewards(module, batch),
-                                   rtol=0, atol=1e-5)
+        features = [data.train_dataset[i] for i in range(8)]
+        torch.testing.assert_close(hf_rewards(exported, features),
+                                   module_rewards(module, features), rtol=0, atol=1e-5)
 
 
 def test_reward_config_runs_from_the_cli(tmp_path):
@@ -138,4 +145,4 @@ def test_chat_data_is_refused_before_the_model_loads(tmp_path, monkeypatch, caps
                     "--trainer.default_root_dir", str(tmp_path)])
     errors = [line for line in capsys.readouterr().err.splitlines() if "aitrain: error" in line]
     assert code == 2
-    assert len(errors) == 1 and "preference pairs" in errors[0], errors
+    assert len(errors) == 1 and "RewardModule does not train on" in errors[0], errors

@@ -4,7 +4,7 @@ TRL's own code runs: a real ``RewardTrainer`` is built on a copy of our module's
 classifier (the same ``score`` head), its ``DataCollatorForPreference`` pads our ``prompt +
 chosen`` / ``prompt + rejected`` ids, and ``RewardTrainer.compute_loss`` computes the loss and
 records its metrics (``accuracy``, ``margin``, ``mean_reward``). Our ``RewardModule`` computes
-the same batch from ``ChatDataModule``'s preference batch, packed (prompt once) or concatenated.
+the same pairs as ``ChatDataModule`` encodes them for it, packed (prompt once) or concatenated.
 """
 
 import copy
@@ -18,6 +18,7 @@ datasets = pytest.importorskip("datasets")
 trl = pytest.importorskip("trl")
 
 from autotrain_pl.data import ChatDataModule  # noqa: E402
+from autotrain_pl.data.pair_batches import PairCollator  # noqa: E402
 from autotrain_pl.objectives import RewardModule  # noqa: E402
 
 PAIRS = 8
@@ -29,22 +30,21 @@ def prepared():
     torch.manual_seed(0)
     data = ChatDataModule(f"synthetic:preference?n={PAIRS}&seed=3", tokenizer="builtin:tiny",
                           chat_format="chatml", batch_size=PAIRS, seed=0)
-    data.setup("fit")
     module = RewardModule("builtin:tiny")
+    data.use_encoding(module.example_encoding())
+    data.setup("fit")
     module.attach_tokenizer(data.tokenizer, data.renderer)
-    batch = next(iter(data.train_dataloader()))
+    features = list(data.train_dataset)
     margin = torch.linspace(-0.5, 1.0, PAIRS)
-    return data, module, batch, margin
+    return data, module, features, margin
 
 
-def trl_loss_and_metrics(module, data, batch, margin, center, tmp_path):
-    """Loss and metrics of ``RewardTrainer.compute_loss`` on the batch's own token ids."""
+def trl_loss_and_metrics(module, data, features, margin, center, tmp_path):
+    """Loss and metrics of ``RewardTrainer.compute_loss`` on the pairs' own token ids."""
     examples = []
-    for row in range(PAIRS):
-        example = {side: batch[f"{side}_input_ids"][row][batch[f"{side}_attention_mask"][row]
-                                                          .bool()].tolist()
+    for row, feature in enumerate(features):
+        example = {f"{side}_ids": feature["prompt_ids"] + feature[f"{side}_ids"]
                    for side in ("chosen", "rejected")}
-        example = {"chosen_ids": example["chosen"], "rejected_ids": example["rejected"]}
         if margin is not None:
             example["margin"] = float(margin[row])
         examples.append(example)
@@ -66,14 +66,15 @@ def trl_loss_and_metrics(module, data, batch, margin, center, tmp_path):
 @pytest.mark.parametrize(("with_margin", "center"), [(False, None), (True, None), (True, 0.05)],
                          ids=["plain", "margin", "margin+center"])
 def test_loss_and_metrics_match_trl(prepared, pair_layout, with_margin, center, tmp_path):
-    data, module, batch, margin = prepared
+    data, module, features, margin = prepared
     margin = margin if with_margin else None
-    trl_loss, trl_metrics, trl_rewards = trl_loss_and_metrics(module, data, batch, margin, center,
-                                                              tmp_path)
+    trl_loss, trl_metrics, trl_rewards = trl_loss_and_metrics(module, data, features, margin,
+                                                              center, tmp_path)
 
-    module.hparams.pair_layout = pair_layout
     module.hparams.center_rewards_coefficient = center
-    ours_batch = dict(batch, **({"margin": margin} if margin is not None else {}))
+    ours_batch = PairCollator(data.pad_token_id, pair_layout)(features)
+    if margin is not None:
+        ours_batch["margin"] = margin
     with torch.no_grad():
         chosen, rejected = module.forward_rewards(module.model, ours_batch)
         output = module.compute_loss(ours_batch)

@@ -9,8 +9,9 @@ import torch
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.models import RewardScorer, chat_tokenizer, export_model, head_of, load_model
 from autotrain_pl.models.heads import _NewHeadReport
-from autotrain_pl.models.reward import check_pad_token, conversation_ids
+from autotrain_pl.models.reward import check_pad_token, conversation_ids, sequence_rewards
 from autotrain_pl.rendering import Message
+from autotrain_pl.training.final_layer import trimmed_last_layer
 
 
 def test_reward_head_loads_any_causal_base_quietly(caplog):
@@ -73,3 +74,22 @@ def test_a_pad_token_that_ends_every_reply_is_refused():
     last = renderer.render_completion([Message("user", "1")], [Message("assistant", "2")])
     with pytest.raises(AutotrainError, match="distinct pad token"):
         check_pad_token(last.input_ids[-1], renderer)
+
+
+def test_sequence_rewards_read_the_last_real_token_with_either_padding():
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=0)).eval()
+    right_ids = torch.tensor([[5, 6, 7, 0, 0, 0], [8, 9, 10, 11, 12, 0]])
+    right_mask = (right_ids != 0).long()
+    left_ids = torch.tensor([[0, 0, 0, 5, 6, 7], [0, 8, 9, 10, 11, 12]])
+    left_mask = (left_ids != 0).long()
+    with torch.no_grad():
+        expected = model(input_ids=right_ids, attention_mask=right_mask).logits[:, 0]
+        right = sequence_rewards(model, right_ids, right_mask, trimmed_last_layer)
+        left = sequence_rewards(model, left_ids, left_mask)
+    torch.testing.assert_close(right, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(left, expected, rtol=0, atol=1e-5)
