@@ -140,6 +140,7 @@ def test_chat_data_is_refused_before_the_model_loads(tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(base, "load_model", no_model_load)
     code = run_cli(["fit", "--config", str(ROOT / "configs" / "reward.yaml"), *TWO_STEPS,
+                    "--model.init_args.model_name_or_path", "builtin:tiny",
                     "--data.init_args.data_path", "synthetic:arithmetic?n=16",
                     "--data.init_args.valid_path", "null",
                     "--trainer.default_root_dir", str(tmp_path)])
