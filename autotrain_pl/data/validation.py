@@ -117,7 +117,10 @@ def as_text(value: Any, field: str, allow_empty: bool = True) -> str:
 
 
 def as_message(item: Any, field: str, role: str | None = None) -> Message:
-    """One ``{role, content[, weight]}`` mapping as a validated ``Message``."""
+    """One ``{role, content[, weight, tool_calls, name, tool_call_id]}`` mapping as a ``Message``.
+
+    An assistant turn that calls tools may have empty or null content.
+    """
     if not isinstance(item, Mapping):
         raise RowError(field, f"must be a {{role, content}} object, got {_type_name(item)}")
     role = item.get("role") if role is None else role
@@ -127,21 +130,39 @@ def as_message(item: Any, field: str, role: str | None = None) -> Message:
             f"unknown role {role!r}; use one of: {', '.join(KNOWN_ROLES)} "
             f"(rename it in the data, or pick the matching {option_name('row_format')})",
         )
+    tool_calls = item.get("tool_calls") or ()
+    if not isinstance(tool_calls, list | tuple):
+        raise RowError(f"{field}.tool_calls", f"must be a list, got {_type_name(tool_calls)}")
     content = item.get("content")
+    if content is None and tool_calls:
+        content = ""
     if not isinstance(content, str):
         raise RowError(
             f"{field}.content",
             f"content must be a string, got {_type_name(content)} ({content!r:.60}); "
             "write the message text as one string",
         )
-    if role == "assistant" and not content.strip():
+    if role == "assistant" and not content.strip() and not tool_calls:
         raise RowError(
             f"{field}.content", "empty assistant message; write the reply or drop the row"
         )
     weight = item.get("weight")
     if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float)):
         raise RowError(f"{field}.weight", f"weight must be a number, got {_type_name(weight)}")
-    return Message(role=role, content=content, weight=None if weight is None else float(weight))
+    for key in ("name", "tool_call_id"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise RowError(f"{field}.{key}", f"must be a string, got {_type_name(item[key])}")
+    try:
+        return Message(
+            role=role,
+            content=content,
+            weight=None if weight is None else float(weight),
+            tool_calls=tuple(tool_calls),
+            name=item.get("name"),
+            tool_call_id=item.get("tool_call_id"),
+        )
+    except AutotrainError as err:
+        raise RowError(f"{field}.tool_calls", str(err)) from None
 
 
 def as_messages(value: Any, field: str) -> list[Message]:

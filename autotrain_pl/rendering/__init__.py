@@ -17,6 +17,7 @@ from autotrain_pl.rendering.messages import (
     Message,
     MessageLike,
     Preference,
+    ToolCall,
     TrainOnWhat,
     UnpairedPreference,
     as_messages,
@@ -30,6 +31,7 @@ from autotrain_pl.rendering.registry import (
     renderer_class,
 )
 from autotrain_pl.rendering.simple import AlpacaRenderer, VicunaRenderer
+from autotrain_pl.rendering.tools import ToolLike
 from autotrain_pl.rendering.zephyr import ZephyrRenderer
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "RenderedConversation",
     "Renderer",
     "SupervisedExample",
+    "ToolCall",
+    "ToolLike",
     "TrainOnWhat",
     "VicunaRenderer",
     "ZephyrRenderer",

@@ -31,6 +31,13 @@ serving gives a history.
 
 A tokenizer without offsets (a Python "slow" tokenizer) tokenizes piece by piece instead, with the
 same boundaries but not always the serving tokens; a warning says so once.
+
+Tool use. Formats with ``supports_tools`` (``chatml``, ``llama3``, ``native``) take ``tools=`` (JSON
+schemas or functions) and messages with ``tool_calls`` or the ``tool`` role, and write them as
+their model family's template does; ``parse_response`` parses the calls back out of a reply
+(``tools``). The other formats refuse them: no model was trained on a layout we would invent.
+A tool-call turn is trained like any assistant turn; a tool result is not (see
+``message_weight``).
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ from autotrain_pl.rendering.messages import (
     MessageLike,
     TrainOnWhat,
     as_messages,
+    has_tool_use,
 )
+from autotrain_pl.rendering.tools import ToolLike, as_tool_schemas
 
 
 @dataclass
@@ -94,6 +103,9 @@ class Renderer(ABC):
     special_tokens: tuple[str, ...] = ()
     #: Roles the format can render; others raise a clear error.
     supported_roles: tuple[str, ...] = KNOWN_ROLES
+    #: Whether the format has a convention for ``tools``, tool calls and tool results; formats
+    #: without one refuse them rather than invent a layout no model was trained on.
+    supports_tools: bool = False
     #: The ``eos_token`` that the family's official instruct models set on their tokenizers, so
     #: that serving stacks stop at the end of a turn (Qwen2.5-Instruct: ``<|im_end|>``; Llama 3.1
     #: Instruct: ``<|eot_id|>``). None keeps the tokenizer's own. An export applies it.
@@ -122,10 +134,28 @@ class Renderer(ABC):
         """Text that starts every conversation; the tokenizer's BOS by default."""
         return self.tokenizer.bos_token or ""
 
-    def render_conversation(self, messages: Sequence[Message]) -> RenderedConversation:
-        """The prelude and every message's pieces; override to render all messages at once."""
+    def render_conversation(
+        self, messages: Sequence[Message], tools: list[dict] | None = None
+    ) -> RenderedConversation:
+        """The prelude and every message's pieces; override to render all messages at once.
+
+        ``tools`` (JSON schemas) reach only formats with ``supports_tools``, which override this
+        to write them where their template does.
+        """
         pieces = [self.render_message(i, messages) for i in range(len(messages))]
         return RenderedConversation(self.prelude(), pieces)
+
+    def render_prompt(self, messages: Sequence[Message], tools: list[dict] | None = None) -> str:
+        """The generation prompt's text: the conversation, then the assistant header."""
+        rendered = self._render_conversation(messages, tools)
+        text = rendered.prelude + "".join(
+            m.header + m.content + m.footer + m.trailer for m in rendered.messages
+        )
+        return text + self.assistant_header(messages)
+
+    def message_from_reply(self, text: str) -> Message:
+        """The assistant message a decoded reply stands for; formats with tool calls parse them."""
+        return Message(role="assistant", content=text.strip())
 
     @classmethod
     def required_special_tokens(cls) -> tuple[str, ...]:
@@ -177,22 +207,54 @@ class Renderer(ABC):
                     f"cannot render; use one of: {allowed}"
                 )
 
-    def _prepare(self, messages: Sequence[MessageLike]) -> list[Message]:
-        """Accept dicts, check the special tokens once and the roles every time."""
+    def check_tools(self, messages: Sequence[Message], tools: list[dict] | None) -> None:
+        """Refuse tools, tool calls and tool results in a format without a tool convention."""
+        if self.supports_tools:
+            return
+        suggestion = "use chat_format='chatml', 'llama3' or 'native'"
+        if tools is not None:
+            raise AutotrainError(
+                f"tools were given, but chat_format={self.name!r} has no convention for tools; "
+                + suggestion
+            )
+        for i, message in enumerate(messages):
+            if has_tool_use(message):
+                what = "tool calls" if message.tool_calls else "role 'tool'"
+                raise AutotrainError(
+                    f"message {i} has {what}, but chat_format={self.name!r} has no convention "
+                    f"for tool calls or tool results; {suggestion}"
+                )
+
+    def _prepare(
+        self, messages: Sequence[MessageLike], tools: Sequence[ToolLike] | None = None
+    ) -> tuple[list[Message], list[dict] | None]:
+        """Accept dicts and tool functions; check the special tokens once, roles and tools always."""
         messages = as_messages(messages)
+        schemas = as_tool_schemas(tools)
         if not self._checked_special_tokens:
             for token in self.required_special_tokens():
                 self.token_id(token)
             self._checked_special_tokens = True
+        self.check_tools(messages, schemas)
         self.check_roles(messages)
-        return messages
+        return messages, schemas
+
+    def _render_conversation(
+        self, messages: Sequence[Message], tools: list[dict] | None
+    ) -> RenderedConversation:
+        # Renderers written before tools existed override render_conversation(messages) alone;
+        # check_tools has refused tools for them.
+        if tools is None:
+            return self.render_conversation(messages)
+        return self.render_conversation(messages, tools)
 
     # -- the contract -------------------------------------------------------------------
     def message_weight(self, index: int, messages: Sequence[Message], train_on: TrainOnWhat) -> float:
         """Loss weight of one message's content and footer.
 
         Order of precedence: the message's own ``weight``; then ``token_weights[role]``; then
-        the ``train_on`` rule.
+        the ``train_on`` rule. Tool results are what the environment said, not what the model
+        should learn to say: they carry weight only under ``ALL_TOKENS`` (or when asked for).
         """
         message = messages[index]
         if message.weight is not None:
@@ -201,6 +263,8 @@ class Renderer(ABC):
             return 0.0
         if message.role in self.token_weights:
             return float(self.token_weights[message.role])
+        if message.role == "tool":
+            return 1.0 if train_on is TrainOnWhat.ALL_TOKENS else 0.0
         if train_on in (TrainOnWhat.ALL_MESSAGES, TrainOnWhat.ALL_TOKENS):
             return 1.0
         if message.role != "assistant":
@@ -215,12 +279,17 @@ class Renderer(ABC):
         self,
         messages: Sequence[MessageLike],
         train_on: TrainOnWhat | str = TrainOnWhat.LAST_ASSISTANT_MESSAGE,
+        tools: Sequence[ToolLike] | None = None,
     ) -> SupervisedExample:
-        """Token ids and float loss weights of the same length for a whole conversation."""
+        """Token ids and float loss weights of the same length for a whole conversation.
+
+        ``tools`` (JSON schemas or functions) are written where the format's template puts them
+        (formats with ``supports_tools`` only).
+        """
         train_on = TrainOnWhat.parse(train_on)
-        messages = self._prepare(messages)
+        messages, tools = self._prepare(messages, tools)
         scaffold = 1.0 if train_on is TrainOnWhat.ALL_TOKENS else 0.0
-        rendered = self.render_conversation(messages)
+        rendered = self._render_conversation(messages, tools)
         assistants = [i for i, m in enumerate(messages) if m.role == "assistant"]
         spans: list[Span] = [(rendered.prelude, scaffold)]
         reply_start = None
@@ -232,16 +301,19 @@ class Renderer(ABC):
             spans += [(text.content, weight), (text.footer, weight), (text.trailer, scaffold)]
         return self._tokenize(spans, reply_start)[0]
 
-    def build_generation_prompt(self, messages: Sequence[MessageLike]) -> list[int]:
+    def build_generation_prompt(
+        self, messages: Sequence[MessageLike], tools: Sequence[ToolLike] | None = None
+    ) -> list[int]:
         """Token ids that end exactly where the assistant's reply begins."""
-        messages = self._prepare(messages)
-        return self._tokenize(self._prompt_spans(messages))[0].input_ids
+        messages, tools = self._prepare(messages, tools)
+        return self._tokenize(self._prompt_spans(messages, tools))[0].input_ids
 
     def render_completion(
         self,
         prompt: Sequence[MessageLike],
         completion: Sequence[MessageLike],
         weight: float = 1.0,
+        tools: Sequence[ToolLike] | None = None,
     ) -> SupervisedExample:
         """Tokens of ``completion`` only, as they follow ``build_generation_prompt(prompt)``.
 
@@ -249,9 +321,9 @@ class Renderer(ABC):
         rejected never carry a second copy of the prompt. Assistant messages carry ``weight``.
         """
         prompt, completion = as_messages(prompt), as_messages(completion)
-        full = self._prepare([*prompt, *completion])
-        prompt_spans = self._prompt_spans(full[: len(prompt)])
-        rendered = self.render_conversation(full)
+        full, tools = self._prepare([*prompt, *completion], tools)
+        prompt_spans = self._prompt_spans(full[: len(prompt)], tools)
+        rendered = self._render_conversation(full, tools)
         spans = list(prompt_spans)
         for index in range(len(prompt), len(full)):
             text = rendered.messages[index]
@@ -268,8 +340,10 @@ class Renderer(ABC):
     def parse_response(self, token_ids: Sequence[int], strict: bool = False) -> Message:
         """Cut a sampled reply at its first stop sequence and decode it as an assistant message.
 
-        With ``strict=True`` a reply that never reached a stop sequence raises, since it was cut
-        off by the length limit and is not a complete message.
+        Formats with tool calls parse them into ``tool_calls``; a call that cannot be parsed
+        leaves the raw text as content and sets ``tool_call_error``. With ``strict=True`` that
+        raises, and so does a reply that never reached a stop sequence (cut off by the length
+        limit, so not a complete message).
         """
         token_ids = list(token_ids)
         end = _find_first_stop(token_ids, self.stop_sequences())
@@ -279,20 +353,21 @@ class Renderer(ABC):
                 "(cut off by max_new_tokens?); raise max_new_tokens or use strict=False"
             )
         body = token_ids if end is None else token_ids[:end]
-        text = self.tokenizer.decode(body, skip_special_tokens=False)
-        return Message(role="assistant", content=text.strip())
+        message = self.message_from_reply(self.tokenizer.decode(body, skip_special_tokens=False))
+        if strict and message.tool_call_error:
+            raise AutotrainError(
+                f"the model's reply has a malformed tool call ({message.tool_call_error}); "
+                "use strict=False to get the raw text"
+            )
+        return message
 
     def stop_token_ids(self) -> list[int]:
         """Single-token stop sequences, the form that ``model.generate(eos_token_id=...)`` takes."""
         return [seq[0] for seq in self.stop_sequences() if len(seq) == 1]
 
     # -- tokenization ---------------------------------------------------------------------
-    def _prompt_spans(self, messages: Sequence[Message]) -> list[Span]:
-        rendered = self.render_conversation(messages)
-        text = rendered.prelude + "".join(
-            m.header + m.content + m.footer + m.trailer for m in rendered.messages
-        )
-        return [(text + self.assistant_header(messages), 0.0)]
+    def _prompt_spans(self, messages: Sequence[Message], tools: list[dict] | None) -> list[Span]:
+        return [(self.render_prompt(messages, tools), 0.0)]
 
     def _tokenize(
         self, spans: Sequence[Span], reply_start: int | None = None

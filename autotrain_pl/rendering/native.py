@@ -12,6 +12,17 @@
    blocks, only the text inside them is trained; the text around them is scaffolding.
 3. Another message's header is found by rendering it with a sentinel as content.
 
+Tool use goes through as ``apply_chat_template`` takes it: ``tools=`` (schemas, or functions
+converted the same way) and messages in the Hugging Face shape, ``tool_calls`` and ``tool``
+messages included. A template whose text never mentions ``tools`` (or ``tool_calls``) would drop
+them silently, so they are refused there. Two layouts of published templates are allowed although
+they are not strictly message by message: consecutive tool results that share one turn (Qwen2.5,
+Qwen3 close it after the last: the closing text goes with the last result), and a message that the
+template renders only together with the next (Llama 3.1 with tools puts them into the first user
+turn, so the system message alone does not render: its text goes with that user message).
+Replies are parsed for ``<tool_call>`` blocks or a Llama 3.1 JSON call when the template writes
+them.
+
 Limits: a template must render a prefix the same way whatever follows it, and open an assistant
 turn with its generation prompt; templates that rewrite history (moving the system prompt into the
 last user turn, dropping earlier reasoning) raise an ``AutotrainError`` that points to the named
@@ -24,13 +35,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.base import MessageText, RenderedConversation, Renderer
 from autotrain_pl.rendering.chatml import ChatMLRenderer
 from autotrain_pl.rendering.messages import Message
 from autotrain_pl.rendering.registry import register_renderer
+from autotrain_pl.rendering.tools import parse_hermes_reply, parse_llama3_reply
 
 try:  # transformers >= 4.50: renders text and {% generation %} spans without tokenizing
     from transformers.utils.chat_template_utils import render_jinja_template
@@ -58,6 +70,7 @@ class _Piece:
 @register_renderer("native")
 class NativeRenderer(Renderer):
     name = "native"
+    supports_tools = True
 
     def __init__(self, tokenizer, token_weights: Mapping[str, float] | None = None) -> None:
         super().__init__(tokenizer, token_weights)
@@ -71,16 +84,34 @@ class NativeRenderer(Renderer):
         self._has_generation = bool(_GENERATION_RE.search(template))
         self._stops: list[list[int]] | None = None
 
+    def check_tools(self, messages: Sequence[Message], tools: list[dict] | None) -> None:
+        if tools is not None and "tools" not in self._template:
+            raise AutotrainError(
+                "tools were given, but the tokenizer's chat template does not use them; use "
+                "chat_format='chatml' or 'llama3', or a tokenizer whose template takes tools"
+            )
+        for i, message in enumerate(messages):
+            if message.tool_calls and "tool_calls" not in self._template:
+                raise AutotrainError(
+                    f"message {i} has tool calls, but the tokenizer's chat template does not "
+                    "write tool_calls; use chat_format='chatml' or 'llama3'"
+                )
+
     # -- template rendering -----------------------------------------------------------------
     def _render(
-        self, messages: Sequence[Message], add_generation_prompt: bool = False, track: bool = False
+        self,
+        messages: Sequence[Message],
+        add_generation_prompt: bool = False,
+        track: bool = False,
+        tools: list[dict] | None = None,
     ) -> tuple[str, list[tuple[int, int]]]:
         """Render with the template; ``track`` also returns ``{% generation %}`` char spans."""
-        conversation = [{"role": m.role, "content": m.content} for m in messages]
+        conversation = [_template_message(m) for m in messages]
         try:
             if render_jinja_template is not None:
                 rendered, spans = render_jinja_template(
                     conversations=[conversation],
+                    tools=tools,
                     chat_template=self._template,
                     return_assistant_tokens_mask=track and self._has_generation,
                     add_generation_prompt=add_generation_prompt,
@@ -90,7 +121,10 @@ class NativeRenderer(Renderer):
             if not conversation:
                 raise ValueError("empty conversation")
             text = self.tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=add_generation_prompt
+                conversation,
+                tools=tools,
+                tokenize=False,
+                add_generation_prompt=add_generation_prompt,
             )
             return text, []
         except Exception as err:  # jinja's raise_exception, undefined variables, ...
@@ -98,8 +132,13 @@ class NativeRenderer(Renderer):
                 f"the tokenizer's chat template cannot render this conversation: {err}"
             ) from None
 
-    def _text(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
-        return self._render(messages, add_generation_prompt)[0]
+    def _text(
+        self,
+        messages: Sequence[Message],
+        add_generation_prompt: bool = False,
+        tools: list[dict] | None = None,
+    ) -> str:
+        return self._render(messages, add_generation_prompt, tools=tools)[0]
 
     def _not_prefix_stable(self, what: str) -> AutotrainError:
         return AutotrainError(
@@ -108,37 +147,69 @@ class NativeRenderer(Renderer):
         )
 
     # -- layout: each message as text pieces ----------------------------------------------------
-    def _layout(self, messages: Sequence[Message]) -> tuple[str, list[list[_Piece]]]:
+    def _layout(
+        self, messages: Sequence[Message], tools: list[dict] | None = None
+    ) -> tuple[str, list[list[_Piece]]]:
         try:  # what the template writes before any message (often BOS)
-            prelude = self._text([])
+            prelude = self._text([], tools=tools)
         except AutotrainError:
             prelude = ""
-        texts = [self._text(messages[: k + 1]) for k in range(len(messages))]
-        if texts and not texts[0].startswith(prelude):
+        texts = self._prefix_texts(messages, tools)
+        if texts and texts[0] is not None and not texts[0].startswith(prelude):
             prelude = ""
         spans: list[tuple[int, int]] = []
         if self._has_generation and any(m.role == "assistant" for m in messages):
-            full, spans = self._render(messages, track=True)
+            full, spans = self._render(messages, track=True, tools=tools)
             if full != texts[-1]:
                 spans = []
         pieces: list[list[_Piece]] = []
         previous = prelude
         for k, message in enumerate(messages):
-            if not texts[k].startswith(previous):
+            text = texts[k]
+            if text is None:  # rendered only with the next message, whose text this goes with
+                pieces.append([])
+                continue
+            if not text.startswith(previous):
                 raise self._not_prefix_stable(
                     f"renders message {k - 1} differently once more follow"
                 )
-            new = texts[k][len(previous) :]
+            new = text[len(previous) :]
             if message.role == "assistant":
-                pieces.append(self._assistant_pieces(messages, k, previous, new, spans))
+                pieces.append(self._assistant_pieces(messages, k, previous, new, spans, tools))
             else:
-                pieces.append(self._plain_pieces(messages, k, previous, new))
-            previous = texts[k]
+                pieces.append(self._plain_pieces(messages, k, previous, new, tools))
+            previous = text
         return prelude, pieces
 
-    def _generation_header(self, messages: Sequence[Message], previous: str) -> str:
+    def _prefix_texts(
+        self, messages: Sequence[Message], tools: list[dict] | None
+    ) -> list[str | None]:
+        """The text of each prefix ``messages[:k + 1]``, cut where message ``k``'s text ends.
+
+        None for a prefix the template cannot render on its own (but can with what follows); an
+        assistant message must render, or its trained text would go to the next message. A tool
+        result followed by another loses the turn's closing text to the last of the run.
+        """
+        texts: list[str | None] = []
+        for k in range(len(messages)):
+            try:
+                texts.append(self._text(messages[: k + 1], tools=tools))
+            except AutotrainError:
+                if k == len(messages) - 1 or messages[k].role == "assistant":
+                    raise
+                texts.append(None)
+        for k in range(len(messages) - 1):
+            text, following = texts[k], texts[k + 1]
+            tool_run = messages[k].role == messages[k + 1].role == "tool"
+            if tool_run and text is not None and following is not None:
+                texts[k] = text[: _common_prefix_length(text, following)]
+        return texts
+
+    def _generation_header(
+        self, messages: Sequence[Message], previous: str, tools: list[dict] | None = None
+    ) -> str:
         try:
-            prompt = self._text(messages, add_generation_prompt=True)
+            prompt = self._text(messages, add_generation_prompt=True, tools=tools)
         except AutotrainError:
             if messages:
                 raise
@@ -150,9 +221,15 @@ class NativeRenderer(Renderer):
         return prompt[len(previous) :]
 
     def _assistant_pieces(
-        self, messages: Sequence[Message], k: int, previous: str, new: str, spans
+        self,
+        messages: Sequence[Message],
+        k: int,
+        previous: str,
+        new: str,
+        spans,
+        tools: list[dict] | None,
     ) -> list[_Piece]:
-        header = self._generation_header(messages[:k], previous)
+        header = self._generation_header(messages[:k], previous, tools)
         if not new.startswith(header):
             raise self._not_prefix_stable(
                 f"opens an assistant turn with {new[: len(header)]!r}, not with its generation "
@@ -172,12 +249,17 @@ class NativeRenderer(Renderer):
         ]
 
     def _plain_pieces(
-        self, messages: Sequence[Message], k: int, previous: str, new: str
+        self,
+        messages: Sequence[Message],
+        k: int,
+        previous: str,
+        new: str,
+        tools: list[dict] | None,
     ) -> list[_Piece]:
         whole = [_Piece(new, True)]
-        probe = [*messages[:k], Message(role=messages[k].role, content=_SENTINEL)]
+        probe = [*messages[:k], replace(messages[k], content=_SENTINEL, weight=None)]
         try:
-            probe_text = self._text(probe)
+            probe_text = self._text(probe, tools=tools)
         except AutotrainError:
             return whole
         if not probe_text.startswith(previous) or probe_text.count(_SENTINEL) != 1:
@@ -192,9 +274,16 @@ class NativeRenderer(Renderer):
     def prelude(self) -> str:
         return self._layout([])[0]
 
-    def render_conversation(self, messages: Sequence[Message]) -> RenderedConversation:
-        prelude, layout = self._layout(messages)
+    def render_conversation(
+        self, messages: Sequence[Message], tools: list[dict] | None = None
+    ) -> RenderedConversation:
+        prelude, layout = self._layout(messages, tools)
         return RenderedConversation(prelude, [_as_message_text(pieces) for pieces in layout])
+
+    def render_prompt(self, messages: Sequence[Message], tools: list[dict] | None = None) -> str:
+        prelude, layout = self._layout(messages, tools)
+        rendered = prelude + "".join(p.text for message in layout for p in message)
+        return rendered + self._generation_header(messages, rendered, tools)
 
     def render_message(self, index: int, messages: Sequence[Message]) -> MessageText:
         """Header: scaffolding before the trained text; content: the trained text; trailer:
@@ -229,8 +318,31 @@ class NativeRenderer(Renderer):
             stops.append([eos])
         return stops
 
+    def message_from_reply(self, text: str) -> Message:
+        if "<tool_call>" in self._template:
+            return parse_hermes_reply(text)
+        if "ipython" in self._template and '"parameters"' in self._template:  # Llama 3.1/3.2
+            return parse_llama3_reply(text)
+        return super().message_from_reply(text)
+
     def chat_template(self) -> str:
         return self._template
+
+
+def _template_message(message: Message) -> dict:
+    """The message as a chat template sees it (the loss weight is ours, not the template's)."""
+    data = message.to_dict()
+    data.pop("weight", None)
+    return data
+
+
+def _common_prefix_length(a: str, b: str) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
 
 
 def _as_message_text(pieces: list[_Piece]) -> MessageText:

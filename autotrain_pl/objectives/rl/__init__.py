@@ -1,0 +1,6 @@
+"""Reinforcement-learning objectives: rollouts through the completers, updates through the
+shared step code on Lightning manual optimization."""
+
+from autotrain_pl.objectives.rl.grpo import GRPOModule
+
+__all__ = ["GRPOModule"]
