@@ -173,6 +173,20 @@ def rl_prompts(
     return [{"messages": row["messages"][:-1], "reference": row["reference"]} for row in rows]
 
 
+def guess_number(n: int = 1000, seed: int = 0, low: int = 1, high: int = 16
+                 ) -> list[dict[str, Any]]:
+    """Guess-the-number games (``rl_env_type: guess_number``): the opening message (also as
+    ``question``) with the secret as the reply, which becomes each problem's reference."""
+    if not low < high:
+        raise AutotrainError(f"synthetic:guess_number: low={low} must be below high={high}")
+    rng = random.Random(seed)
+    question = (f"I am thinking of a whole number from {low} to {high}. Guess it: reply with one "
+                "number, and I will say higher or lower.")
+    return [{"messages": [{"role": "user", "content": question},
+                          {"role": "assistant", "content": str(rng.randint(low, high))}],
+             "question": question} for _ in range(n)]
+
+
 _WORDS = (
     "the model learns to answer questions about data code time people world system work "
     "life day year way part number water city story fact month lot study book eye job word "
@@ -216,6 +230,7 @@ SYNTHETIC_GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "preference": preference,
     "unpaired_preference": unpaired_preference,
     "rl_prompts": rl_prompts,
+    "guess_number": guess_number,
     "mixed_chat": mixed_chat,
 }
 

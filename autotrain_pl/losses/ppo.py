@@ -3,7 +3,8 @@
 Inputs are padded per-token tensors ``[B, T]`` with a ``mask`` ``[B, T]`` that is non-zero at the
 policy's own response tokens and 0 at prompt, environment/tool and padding tokens. Only masked
 tokens are steps of the episode. The clipped policy surrogate is ``ppo_clip_loss`` and the k3 KL
-is ``per_token_ref_kl`` (both in ``policy_gradient``); the entropy is ``entropy_from_logits``.
+is ``per_token_ref_kl`` (both in ``policy_gradient``); the entropy is ``entropy_from_logits``;
+``ppo_loss`` adds them up for one update.
 Formulas follow TRL's former ``PPOTrainer`` (the installed TRL 1.16 has none) except where noted.
 """
 
@@ -17,7 +18,7 @@ from torch import Tensor
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.losses._checks import check_choice, check_non_negative, check_positive
 from autotrain_pl.losses._reduction import Normalizer, compute_dtype, reduce_tokens
-from autotrain_pl.losses.policy_gradient import per_token_ref_kl
+from autotrain_pl.losses.policy_gradient import per_token_ref_kl, ppo_clip_loss
 
 KL_ESTIMATORS = ("k1", "k3")
 
@@ -90,14 +91,9 @@ def kl_penalized_rewards(
     Returns:
         ``[B, T]`` detached rewards, 0 at unmasked tokens apart from ``step_rewards``.
     """
-    check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS, what="a KL estimator")
-    dtype = compute_dtype(logprobs)
-    logprobs, ref_logprobs = logprobs.detach().to(dtype), ref_logprobs.detach().to(dtype)
+    kl = per_token_kl(logprobs, ref_logprobs, kl_estimator)
+    dtype = kl.dtype
     in_mask = mask != 0
-    if kl_estimator == "k1":
-        kl = logprobs - ref_logprobs
-    else:
-        kl = per_token_ref_kl(logprobs, ref_logprobs)
     rewards = torch.where(in_mask, -kl_coef * kl, torch.zeros_like(kl))
     last = in_mask.shape[-1] - 1 - in_mask.flip(-1).to(torch.int8).argmax(dim=-1)
     placed = scores.detach().to(dtype) * in_mask.any(dim=-1)
@@ -105,6 +101,18 @@ def kl_penalized_rewards(
     if step_rewards is not None:
         rewards = rewards + step_rewards.detach().to(dtype)
     return rewards
+
+
+def per_token_kl(logprobs: Tensor, ref_logprobs: Tensor, kl_estimator: str = "k1") -> Tensor:
+    """Detached per-token KL to the reference at the sampled tokens: ``logp - ref_logp``
+    (``"k1"``) or ``per_token_ref_kl`` (``"k3"``); a sequence's sum over its tokens is the KL
+    that ``AdaptiveKLController`` steers."""
+    check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS, what="a KL estimator")
+    dtype = compute_dtype(logprobs)
+    logprobs, ref_logprobs = logprobs.detach().to(dtype), ref_logprobs.detach().to(dtype)
+    if kl_estimator == "k1":
+        return logprobs - ref_logprobs
+    return per_token_ref_kl(logprobs, ref_logprobs)
 
 
 @torch.no_grad()
@@ -211,13 +219,70 @@ def value_loss(
     with torch.no_grad():
         weights = mask.to(dtype)
         total = weights.sum().clamp_min(1e-8)
-        in_mask = (mask != 0).to(dtype)
-        return_variance = _masked_variance(returns, in_mask)
-        unexplained = _masked_variance(returns - values.detach(), in_mask) / return_variance
         metrics = {
             "value_clip_fraction": (clipped_branch.to(dtype) * weights).sum() / total,
-            "explained_variance": torch.where(return_variance > 0, 1.0 - unexplained, torch.nan),
+            "explained_variance": explained_variance(values.detach(), returns, mask),
         }
+    return loss, metrics
+
+
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor:
+    """``1 - Var(R - v) / Var(R)`` over the masked tokens: 1 for a value head that predicts the
+    returns, 0 for a constant one, negative for a worse one; NaN when ``Var(R) = 0``."""
+    in_mask = (mask != 0).to(compute_dtype(values))
+    values, returns = values.detach().to(in_mask.dtype), returns.detach().to(in_mask.dtype)
+    return_variance = _masked_variance(returns, in_mask)
+    unexplained = _masked_variance(returns - values, in_mask) / return_variance
+    return torch.where(return_variance > 0, 1.0 - unexplained, torch.nan)
+
+
+def ppo_loss(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    values: Tensor,
+    old_values: Tensor,
+    returns: Tensor,
+    mask: Tensor,
+    *,
+    clip_range: float = 0.2,
+    clip_range_value: float | None = 0.2,
+    value_loss_coef: float = 1.0,
+    entropy: Tensor | None = None,
+    entropy_coef: float = 0.0,
+    normalizer: Normalizer | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """RLHF-PPO's loss on one mini-batch: clipped surrogate, clipped value loss, entropy bonus.
+
+    Formula: ``ppo_clip_loss + value_loss_coef * value_loss - entropy_coef * H``, each term
+    reduced as ``sum_i w_i * x_i / normalizer`` over the same tokens, so a policy on a shared trunk
+    and its value head get one gradient (Schulman et al., 2017, eq. 9).
+
+    Args:
+        logprobs, values: ``[...]`` current log-probs and values (with grad); ``old_logprobs``,
+            ``old_values`` theirs at sampling time, ``advantages`` (whitened) and ``returns``
+            (GAE), all detached.
+        mask: loss weights of the policy's tokens.
+        entropy: per-token policy entropy (with grad when ``entropy_coef`` > 0); None: none.
+
+    Returns:
+        ``(loss, metrics)``: ``policy_loss``, ``value_loss`` and ``entropy`` reduced like the
+        loss, and the weighted means over this batch's tokens ``clip_fraction``, ``approx_kl``
+        (of ``ppo_clip_loss``) and ``value_clip_fraction``; all detached.
+    """
+    policy, policy_metrics = ppo_clip_loss(logprobs, old_logprobs, advantages, mask,
+                                           clip_eps=clip_range, normalizer=normalizer)
+    value, value_metrics = value_loss(values, old_values, returns, mask,
+                                      clip_range_value=clip_range_value, normalizer=normalizer)
+    loss = policy + value_loss_coef * value
+    metrics = {"policy_loss": policy.detach(), "value_loss": value.detach(),
+               "clip_fraction": policy_metrics["clip_fraction"],
+               "approx_kl": policy_metrics["approx_kl"],
+               "value_clip_fraction": value_metrics["value_clip_fraction"]}
+    if entropy is not None:
+        bonus = reduce_tokens(entropy, mask, normalizer)
+        loss = loss - entropy_coef * bonus
+        metrics["entropy"] = bonus.detach()
     return loss, metrics
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -305,10 +305,12 @@ class ObjectiveModule(LightningModule):
         )
         if outcome.skipped:
             self.step_controller.warn_skipped(trainer.global_step + 1, outcome, type(self).__name__)
-        self._log_step(outcome, optimizer.param_groups[0]["lr"])
+        self.log_step(outcome, optimizer.param_groups[0]["lr"])
         return outcome
 
-    def _log_step(self, outcome: StepOutcome, lr: float) -> None:
+    def log_step(self, outcome: StepOutcome, lr: float) -> None:
+        """Log a finished optimizer step. An objective that steps several times per training
+        batch (PPO) may gather its steps and log them once."""
         means = {"loss": outcome.loss, **outcome.metrics}
         for name, value in {**means, **self.derived_metrics(means)}.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", on_step=True,
@@ -368,14 +370,25 @@ class ObjectiveModule(LightningModule):
             # One fused kernel over all parameters instead of a Python loop per tensor.
             kwargs.setdefault("fused", True)
         optimizer = optimizer_cls(
-            parameter_groups(self.model.named_parameters(), hp.weight_decay),
+            parameter_groups(self.trained_parameters(), hp.weight_decay),
             lr=hp.learning_rate, **kwargs,
         )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = max(1, self.scheduled_optimizer_steps())
         warmup = warmup_steps_for(total, hp.warmup_steps, hp.warmup_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_lambda(hp.lr_scheduler, warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def trained_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        """The ``(name, parameter)`` pairs the optimizer updates: the policy's. An objective that
+        trains more than the exported model (PPO's value head) adds its own."""
+        return self.model.named_parameters()
+
+    def scheduled_optimizer_steps(self) -> int:
+        """The optimizer steps the lr schedule spans: Lightning's estimate, one per training
+        batch. Objectives that step several times per batch (PPO's epochs x mini-batches)
+        say so here, or their schedule would end early."""
+        return int(self.trainer.estimated_stepping_batches)
 
     def configure_callbacks(self) -> list:
         """Eval callbacks for ``use_enhanced_eval=True``; Lightning merges them with the trainer's."""

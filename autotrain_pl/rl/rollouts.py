@@ -78,27 +78,43 @@ def release_device_cache(device: torch.device) -> None:
 
 def collect_rollouts(builders: Sequence[EnvGroupBuilder], engine: RolloutEngine, renderer,
                      group_size: int, sampling: SamplingConfig) -> list[Rollout]:
-    """Run one episode per environment, G per builder; rollouts come back group-major."""
+    """Run one episode per environment, G per builder; rollouts come back group-major.
+
+    Every turn samples all live episodes at once (the first turn G per shared prompt); a turn
+    that does not end its episode appends the model's tokens as sampled, then the environment's
+    reply rendered by the chat format (mask 0), and the episode goes on from there.
+    """
     groups = [builder.make_envs(group_size) for builder in builders]
     for index, envs in enumerate(groups):
         if len(envs) != group_size:
             raise AutotrainError(f"{type(builders[index]).__name__}.make_envs({group_size}) "
                                  f"returned {len(envs)} environments")
-    observations = [[env.initial_observation() for env in envs] for envs in groups]
-    prompts = [[prompt_ids(o, renderer) for o in obs] for obs in observations]
-    completions = _sample_groups(engine, prompts, observations, sampling)
-    rollouts = []
-    for index, envs in enumerate(groups):
-        group = [_finish(env, prompt, completion, renderer, index)
-                 for env, prompt, completion in
-                 zip(envs, prompts[index], completions[index], strict=True)]
-        extra = builders[index].group_rewards(group)
+    episodes = [_Episode(env, env.initial_observation(), renderer, index)
+                for index, envs in enumerate(groups) for env in envs]
+    live = episodes
+    first = True
+    while live:
+        if first:
+            grouped = [episodes[g * group_size:(g + 1) * group_size] for g in range(len(groups))]
+            completions = _sample_groups(engine, [[e.tokens for e in group] for group in grouped],
+                                         [[e.observation for e in group] for group in grouped],
+                                         sampling)
+            sampled = [c for group in completions for c in group]
+        else:  # later turns: every live episode at once, batched by its turn settings
+            sampled = _sample_each(engine, live, sampling)
+        first = False
+        for episode, completion in zip(live, sampled, strict=True):
+            episode.take_turn(completion)
+        live = [e for e in live if not e.done]
+    rollouts = [e.rollout for e in episodes]
+    for index, builder in enumerate(builders):
+        group = rollouts[index * group_size:(index + 1) * group_size]
+        extra = builder.group_rewards(group)
         if extra is not None:
             for rollout, value in zip(group, extra, strict=True):
                 if not math.isfinite(value):
                     rollout.failed = True
                 rollout.reward += float(value)
-        rollouts += group
     return rollouts
 
 
@@ -136,6 +152,21 @@ def _sample_groups(engine: RolloutEngine, prompts: list[list[list[int]]],
     return out
 
 
+def _sample_each(engine: RolloutEngine, episodes: Sequence[_Episode],
+                 sampling: SamplingConfig) -> list[TokenCompletion]:
+    """One completion per episode, in one call per distinct turn setting."""
+    out: list[TokenCompletion | None] = [None] * len(episodes)
+    by_settings: dict[tuple, list[int]] = {}
+    for i, episode in enumerate(episodes):
+        by_settings.setdefault(_settings_key(episode.observation), []).append(i)
+    for indices in by_settings.values():
+        turn = _turn_sampling(sampling, episodes[indices[0]].observation, 1)
+        for i, completion in zip(indices, engine.sample([episodes[i].tokens for i in indices],
+                                                        turn), strict=True):
+            out[i] = completion
+    return out  # type: ignore[return-value]
+
+
 def _settings_key(observation: Observation) -> tuple:
     return tuple(observation.stop), observation.max_new_tokens
 
@@ -147,29 +178,89 @@ def _turn_sampling(sampling: SamplingConfig, observation: Observation, count: in
                    max_new_tokens=observation.max_new_tokens or sampling.max_new_tokens)
 
 
-def _finish(env: Env, prompt: list[int], completion: TokenCompletion, renderer,
-            group: int) -> Rollout:
-    """Score the turn; a reward that fails marks the rollout, it never raises."""
-    message = renderer.parse_response(completion.tokens)
-    action = Action(completion.tokens, completion.text, message, completion.stop_reason)
-    rollout = Rollout(
-        token_ids=prompt + list(completion.tokens), prompt_length=len(prompt),
-        logprobs=[0.0] * len(prompt) + list(completion.logprobs or [0.0] * len(completion.tokens)),
-        mask=[0] * len(prompt) + [1] * len(completion.tokens), reward=0.0, group=group,
-        truncated=completion.stop_reason == "length", texts=[message.content],
-    )
-    try:
-        result = env.step(action)
-    except AutotrainError:
-        raise
-    except Exception as error:  # noqa: BLE001 - one failed sample must not kill the run
-        log.debug("reward failed: %r", error)
-        rollout.failed = True
-        return rollout
-    if not result.done:
-        raise AutotrainError(f"{type(env).__name__}.step returned done=False: multi-turn "
-                             "episodes are not supported by collect_rollouts yet")
-    rollout.reward = float(result.reward)
-    rollout.failed = not math.isfinite(rollout.reward)
-    rollout.metrics = dict(result.metrics)
-    return rollout
+class _Episode:
+    """One environment's episode while it runs: its tokens, mask and behaviour log-probs."""
+
+    def __init__(self, env: Env, observation: Observation, renderer, group: int) -> None:
+        self.env, self.observation, self.renderer = env, observation, renderer
+        self.messages = list(observation.messages or [])
+        prompt = prompt_ids(observation, renderer)
+        self.rollout = Rollout(token_ids=list(prompt), prompt_length=len(prompt),
+                               logprobs=[0.0] * len(prompt), mask=[0] * len(prompt), reward=0.0,
+                               group=group, turns=0)
+        self.done = False
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.rollout.token_ids
+
+    def take_turn(self, completion: TokenCompletion) -> None:
+        """Record the sampled turn and step the environment; a failing reward ends the episode
+        as failed instead of raising."""
+        rollout = self.rollout
+        rollout.token_ids += completion.tokens
+        rollout.logprobs += list(completion.logprobs or [0.0] * len(completion.tokens))
+        rollout.mask += [1] * len(completion.tokens)
+        rollout.turns += 1
+        rollout.truncated = completion.stop_reason == "length"
+        message = self.renderer.parse_response(completion.tokens)
+        rollout.texts.append(message.content)
+        try:
+            result = self.env.step(Action(completion.tokens, completion.text, message,
+                                          completion.stop_reason))
+        except AutotrainError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one failed sample must not kill the run
+            log.debug("reward failed: %r", error)
+            rollout.failed, self.done = True, True
+            return
+        rollout.reward += float(result.reward)
+        for name, value in result.metrics.items():
+            rollout.metrics[name] = rollout.metrics.get(name, 0.0) + float(value)
+        if not math.isfinite(rollout.reward):
+            rollout.failed, self.done = True, True
+            return
+        if result.done:
+            self.done = True
+            return
+        self._continue(completion, message, result.next_observation)
+
+    def _continue(self, completion: TokenCompletion, reply, observation: Observation | None
+                  ) -> None:
+        """Append the environment's turn (mask 0) after the model's sampled tokens."""
+        if observation is None or not observation.messages or not self.messages:
+            raise AutotrainError(
+                f"{type(self.env).__name__} continued an episode without messages: a multi-turn "
+                "environment gives messages in its first observation and its next ones"
+            )
+        history = [*self.messages, reply]
+        self.messages = [*history, *observation.messages]
+        rollout = self.rollout
+        between = environment_tokens(self.renderer, history, observation.messages,
+                                     ended=completion.stop_reason != "length")
+        rollout.token_ids += between
+        rollout.logprobs += [0.0] * len(between)
+        rollout.mask += [0] * len(between)
+        self.observation = observation
+
+
+def environment_tokens(renderer, history: Sequence, new_messages: Sequence,
+                       ended: bool = True) -> list[int]:
+    """Tokens between the model's last reply (as sampled, up to its stop sequence) and its next
+    turn: the end of the reply's turn, the new messages and the generation prompt.
+
+    Rendered from messages, so the model's sampled tokens are never re-tokenized: the rendered
+    conversation is cut right after the reply's stop sequence. ``ended=False`` (the reply ran
+    into the token limit) keeps the stop sequence, which the sampled tokens lack.
+    """
+    prefix = renderer.build_generation_prompt(history[:-1])
+    full = renderer.build_generation_prompt([*history, *new_messages])
+    if full[:len(prefix)] != prefix:
+        raise AutotrainError("the chat format does not render a conversation as an extension "
+                             "of its beginning; multi-turn RL needs one that does")
+    for start in range(len(prefix), len(full)):
+        for stop in renderer.stop_sequences():
+            if full[start:start + len(stop)] == list(stop):
+                cut = start if not ended else start + len(stop)
+                return full[cut:]
+    raise AutotrainError("the rendered reply has no stop sequence of the chat format")

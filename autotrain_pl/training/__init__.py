@@ -32,14 +32,16 @@ from autotrain_pl.training.tokens import (
     count_real_tokens,
     forward_logprobs,
     forward_trained_logits,
+    forward_trained_states,
     select_trained_tokens,
+    trained_inputs,
 )
 
 __all__ = [
     "SCHEDULES", "CompiledLayers", "FrozenModel", "FrozenValueCache", "LossOutput", "MeanAccumulator",
     "NonFiniteGradientWarning", "PolicyHolder", "StepController", "StepOutcome", "SteppedModule",
     "TokenSelection", "check_clip_norm", "check_loss_output", "compiled_layers_for", "count_real_tokens",
-    "forward_logprobs", "forward_trained_logits", "lr_lambda", "model_signature",
-    "parameter_groups", "rank_zero_first", "resolve_optimizer_class", "select_trained_tokens",
-    "warmup_steps_for",
+    "forward_logprobs", "forward_trained_logits", "forward_trained_states", "lr_lambda",
+    "model_signature", "parameter_groups", "rank_zero_first", "resolve_optimizer_class", "select_trained_tokens",
+    "trained_inputs", "warmup_steps_for",
 ]

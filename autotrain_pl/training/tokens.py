@@ -127,21 +127,54 @@ def _through_last_trained_position(inputs: dict[str, Tensor | None],
     return cut
 
 
+def trained_inputs(batch: Mapping[str, Tensor], selection: TokenSelection,
+                   ids_key: str = "input_ids", mask_key: str = "attention_mask"
+                   ) -> dict[str, Tensor | None]:
+    """The decoder inputs of ``batch``, cut after the last position ``selection`` reads."""
+    return _through_last_trained_position(decoder_inputs(batch, ids_key, mask_key), selection)
+
+
 def forward_trained_logits(model, batch: Mapping[str, Tensor], selection: TokenSelection | None = None,
                            ids_key: str = "input_ids", mask_key: str = "attention_mask",
                            weights_key: str = "loss_weights") -> tuple[Tensor, TokenSelection]:
     """Logits ``[N, V]`` at the trained positions only, and the selection they belong to."""
     if selection is None:
         selection = select_trained_tokens(batch, weights_key, ids_key, mask_key)
-    inputs = _through_last_trained_position(decoder_inputs(batch, ids_key, mask_key), selection)
+    inputs = trained_inputs(batch, selection, ids_key, mask_key)
     parts = plain_lm_parts(model)
     if parts is not None:
         decoder, head = parts
-        with trimmed_last_layer(decoder, selection.rows, selection.positions):
-            hidden = decoder(**inputs, use_cache=False).last_hidden_state
-        return head(hidden[selection.rows, selection.positions]), selection
+        return head(_trained_hidden(decoder, inputs, selection)), selection
     logits = model(**inputs, use_cache=False).logits
     return logits[selection.rows, selection.positions], selection
+
+
+def forward_trained_states(model, batch: Mapping[str, Tensor],
+                           selection: TokenSelection | None = None
+                           ) -> tuple[Tensor, Tensor, TokenSelection]:
+    """Logits ``[N, V]`` and the last hidden states ``[N, H]`` they come from, at the trained
+    positions, from one forward pass: a value head on the policy's trunk (PPO) reads the states
+    the LM head reads."""
+    if selection is None:
+        selection = select_trained_tokens(batch)
+    inputs = trained_inputs(batch, selection)
+    parts = plain_lm_parts(model)
+    if parts is not None:
+        decoder, head = parts
+        hidden = _trained_hidden(decoder, inputs, selection)
+        return head(hidden), hidden, selection
+    output = model(**inputs, use_cache=False, output_hidden_states=True)
+    at = (selection.rows, selection.positions)
+    return output.logits[at], output.hidden_states[-1][at], selection
+
+
+def _trained_hidden(decoder, inputs: Mapping[str, Tensor | None],
+                    selection: TokenSelection) -> Tensor:
+    """The decoder's last hidden states ``[N, H]`` at the selected positions (its last layer
+    runs only there)."""
+    with trimmed_last_layer(decoder, selection.rows, selection.positions):
+        hidden = decoder(**inputs, use_cache=False).last_hidden_state
+    return hidden[selection.rows, selection.positions]
 
 
 def forward_logprobs(model, batch: Mapping[str, Tensor], temperature: float = 1.0,

@@ -2,5 +2,6 @@
 shared step code on Lightning manual optimization."""
 
 from autotrain_pl.objectives.rl.grpo import GRPOModule
+from autotrain_pl.objectives.rl.ppo import PPOModule
 
-__all__ = ["GRPOModule"]
+__all__ = ["GRPOModule", "PPOModule"]

@@ -8,7 +8,7 @@ from autotrain_pl.registry import Registry
 
 ENVIRONMENTS = Registry(
     kind="RL environment", field="model.rl_env_type",
-    builtin_modules=("autotrain_pl.rl.envs.answer",),
+    builtin_modules=("autotrain_pl.rl.envs.answer", "autotrain_pl.rl.envs.guess_number"),
     example="my_pkg.envs.make_group_builder", accepts=callable,
     expects="a callable that makes an EnvGroupBuilder",
 )

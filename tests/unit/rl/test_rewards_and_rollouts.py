@@ -81,3 +81,34 @@ def test_groups_are_sampled_in_one_call_and_only_replies_are_masked():
         prompt = rollout.prompt_length
         assert rollout.mask == [0] * prompt + [1] * (len(rollout.token_ids) - prompt)
         assert rollout.logprobs[prompt:] == [-0.5] * (len(rollout.token_ids) - prompt)
+
+
+def test_a_multi_turn_episode_keeps_sampled_tokens_and_masks_the_environment():
+    tokenizer = load_tokenizer("builtin:tiny")
+    renderer = get_renderer("chatml", tokenizer)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def reply(text):
+        return tokenizer.encode(text, add_special_tokens=False) + [end]
+
+    problem = {"prompt_ids": [], "reference": "5", "metadata": {"question": "Guess 1 to 8."}}
+    builder = ENVIRONMENTS.get("guess_number")(problem, None, max_turns=4)
+    engine = FakeEngine([reply("3")])
+    rollouts = collect_rollouts([builder], engine, renderer, 1, SamplingConfig(max_new_tokens=4))
+    (rollout,) = rollouts
+    assert rollout.turns == 4 and rollout.reward == 0.0  # always 3: never right
+
+    engine = FakeEngine([reply("3")])
+    engine.replies_by_call = [reply("3"), reply("5")]
+    calls = iter(engine.replies_by_call)
+    engine.sample = lambda prompts, sampling: [
+        TokenCompletion(tokens=next(calls), logprobs=[-1.0, -1.0], stop_reason="eos", text="")]
+    (rollout,) = collect_rollouts([builder], engine, renderer, 1, SamplingConfig(max_new_tokens=4))
+    assert rollout.turns == 2 and rollout.reward == pytest.approx(1 - 1 / 4)
+    # The sampled tokens sit in the episode as sampled, trained; everything else is not.
+    expected = renderer.build_generation_prompt([
+        {"role": "user", "content": "Guess 1 to 8."}, {"role": "assistant", "content": "3"},
+        {"role": "user", "content": "Higher."}]) + reply("5")
+    assert rollout.token_ids == expected
+    trained = [t for t, m in zip(rollout.token_ids, rollout.mask, strict=True) if m]
+    assert trained == reply("3") + reply("5")

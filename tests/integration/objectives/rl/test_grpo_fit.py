@@ -24,6 +24,12 @@ def share_of_sevens(reply: str, reference, **context) -> float:
     return reply.count("7") / max(len(reply), 1)
 
 
+@REWARD_FUNCTIONS.register("test_reply_characters")
+def reply_characters(reply: str, reference, **context) -> float:
+    """Differs between almost any two samples: every group has something to learn."""
+    return float(len(reply))
+
+
 def train_rewards(root: Path) -> list[float]:
     rows = list(csv.DictReader(open(next(root.glob("**/metrics.csv")))))
     return [float(r["train/reward"]) for r in rows if r.get("train/reward")]
@@ -50,6 +56,7 @@ def test_grpo_raises_the_reward_it_is_trained_on(tmp_path):
     ({"rl_env_type": "arithmetc"}, "rl_env_type"),
     ({"rl_reward_fn": "corectness"}, "rl_reward_fn"),
     ({"loss_type": "dapoo"}, "loss_type"),
+    ({"max_grad_norm": -1.0}, "max_grad_norm"),
 ])
 def test_bad_options_fail_before_the_model_loads(options, field, monkeypatch):
     import autotrain_pl.objectives.base as base
@@ -67,3 +74,33 @@ def test_mini_batch_larger_than_the_rollout_batch_is_refused(tmp_path, capsys):
                     "--trainer.default_root_dir", str(tmp_path)])
     errors = [line for line in capsys.readouterr().err.splitlines() if "aitrain: error" in line]
     assert code == 2 and len(errors) == 1 and "rl_mini_batch_size" in errors[0], errors
+
+
+def test_updates_are_clipped_to_max_grad_norm(tmp_path):
+    """Manual optimization skips Lightning's clipping; the step code clips at max_grad_norm."""
+    torch.manual_seed(0)
+    data = ChatDataModule("synthetic:arithmetic?n=64&seed=0", tokenizer="builtin:tiny",
+                          chat_format="chatml", batch_size=4, seed=0)
+    norms = {}
+    for clip in (None, 1e-3):
+        module = GRPOModule("builtin:tiny", num_generations=4, max_new_tokens=6,
+                            rl_reward_fn="test_reply_characters", max_grad_norm=clip,
+                            lr_scheduler="constant", export=False)
+        start = [p.detach().clone() for p in module.model.parameters()]
+        module.configure_optimizers = lambda m=module: torch.optim.SGD(m.model.parameters(), lr=1.0)
+        torch.manual_seed(0)
+        make_trainer(tmp_path, max_steps=1).fit(module, datamodule=data)
+        moved = torch.cat([(p.detach() - s).flatten()
+                           for p, s in zip(module.model.parameters(), start, strict=True)])
+        norms[clip] = float(moved.norm())
+    assert norms[1e-3] <= 1e-3 * 1.01 < norms[None]
+
+
+def test_several_iterations_over_mini_batches_step_once_per_mini_batch_pass(tmp_path):
+    data = ChatDataModule("synthetic:arithmetic?n=64&seed=0", tokenizer="builtin:tiny",
+                          chat_format="chatml", batch_size=4, seed=0)
+    module = GRPOModule("builtin:tiny", num_generations=4, max_new_tokens=6, num_iterations=2,
+                        rl_mini_batch_size=6, rl_reward_fn="test_reply_characters", export=False)
+    trainer = make_trainer(tmp_path, max_steps=4)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 4  # 2 batches of rollouts x 2 iterations
