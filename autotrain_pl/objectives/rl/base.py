@@ -253,10 +253,9 @@ def _check_options(*, max_new_tokens: int, temperature: float, rl_chunk_size: in
                    rl_mini_batch_size: int | None) -> None:
     for name, value in (("max_new_tokens", max_new_tokens), ("rl_chunk_size", rl_chunk_size)):
         check_count(name, value)
-    if rl_mini_batch_size is not None and (isinstance(rl_mini_batch_size, bool)
-                                           or rl_mini_batch_size < 1):
-        raise AutotrainError(f"model.rl_mini_batch_size={rl_mini_batch_size!r} must be >= 1 "
-                             "or null (the whole rollout batch)")
+    if rl_mini_batch_size is not None:
+        check_count("rl_mini_batch_size", rl_mini_batch_size,
+                    hint=", or null (the whole rollout batch)")
     if not temperature > 0:
         raise AutotrainError(f"model.temperature={temperature!r} must be > 0: RL samples its "
                              "rollouts (1.0 as in TRL)")
