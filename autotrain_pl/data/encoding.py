@@ -13,7 +13,11 @@ Columns produced, by ``mode``:
   completions come from ``renderer.render_completion`` and are joined to it at collate time;
 - ``unpaired_preference``: ``prompt_ids``, ``completion_ids``, ``completion_weights``, ``label``
   (True: desirable), ``length``;
-- ``generate``: ``input_ids`` (the generation prompt), ``reference``, ``metadata`` (JSON), ``length``.
+- ``generate``: ``input_ids`` (the generation prompt), ``reference``, ``metadata`` (JSON),
+  ``prompt_messages`` (JSON: the prompt as messages, for multi-turn RL environments), ``length``.
+
+A ``tools`` column (TRL's: a list of JSON function schemas, or that list as a JSON string) goes to
+the chat format with each row, as ``apply_chat_template(tools=...)`` takes it.
 
 Position 0 never carries weight: nothing predicts the first token (``loss_weights[t]`` is the
 weight of token ``t`` predicted from position ``t - 1``). Zeroing it here keeps weight sums equal
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,9 +47,11 @@ from autotrain_pl.data.validation import (
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import (
     Conversation,
+    Message,
     Preference,
     TrainOnWhat,
     UnpairedPreference,
+    as_messages,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +142,8 @@ def encode_sft(
     if isinstance(record, Preference):  # SFT on preference data trains on the chosen reply
         record = Conversation(record.prompt + record.chosen, record.metadata)
     require_assistant(record.messages, "messages")
-    ids, weights = renderer.build_supervised_example(record.messages, train_on)
+    ids, weights = renderer.build_supervised_example(record.messages, train_on,
+                                                     tools=row_tools(record))
     return _sft(list(ids), list(weights), max_length, policy)
 
 
@@ -235,11 +243,33 @@ def encode_unpaired(record: Record, renderer, max_length: int, policy: str) -> d
             "label": record.desirable, "length": len(prompt_ids) + len(ids), "status": status}
 
 
+def row_tools(record: Record) -> list[dict[str, Any]] | None:
+    """The row's ``tools`` column: JSON schemas of the functions its chat may call (None: none).
+
+    A JSON string is read too: ``datasets`` stores tools of different shapes best as strings,
+    since Arrow would merge their schemas into one struct with null fields.
+    """
+    tools = record.metadata.get("tools")
+    if tools is None:
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError as err:
+            raise RowError("tools", f"is not valid JSON ({err.msg} at character {err.pos})"
+                           ) from None
+    if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
+        raise RowError("tools", 'must be a list of function schemas ({"type": "function", '
+                                '"function": {"name": ..., "parameters": ...}})')
+    return tools
+
+
 def split_prompt(record: Record) -> tuple[list, str | None]:
     """Prompt messages and reference answer of a record, for generation and evaluation.
 
     The reference is a metadata column (``reference``, ``answer``, ...) or else the final
-    assistant message, which is removed from the prompt.
+    assistant message, which is removed from the prompt together with the tool calls and tool
+    results that led to it: the reply to a user's question is the whole agentic turn.
     """
     if isinstance(record, TextDocument):
         raise RowError("text", "plain text rows have no prompt to generate from; use chat rows")
@@ -250,15 +280,27 @@ def split_prompt(record: Record) -> tuple[list, str | None]:
         messages = record.messages
         last = messages[-1] if messages else None
         has_reply = last is not None and last.role == "assistant"
-        prompt, final = (messages[:-1], last.content) if has_reply else (messages, None)
+        prompt, final = (messages[:_reply_start(messages)], last.content) if has_reply else \
+            (messages, None)
     if not prompt:
         raise RowError("messages", "has no prompt before the assistant reply; add a user message")
     return prompt, (final if reference is None else str(reference))
 
 
+def _reply_start(messages: Sequence[Message]) -> int:
+    """Index of the final reply's first message: the last assistant message, preceded by the tool
+    calls and tool results that led to it."""
+    start = len(messages) - 1
+    while start > 0 and (messages[start - 1].role == "tool" or
+                         (messages[start - 1].role == "assistant" and
+                          messages[start - 1].tool_calls)):
+        start -= 1
+    return start
+
+
 def encode_generation(record: Record, renderer, max_length: int, policy: str) -> dict[str, Any]:
     prompt, reference = split_prompt(record)
-    ids = renderer.build_generation_prompt(prompt)
+    ids = renderer.build_generation_prompt(prompt, tools=row_tools(record))
     status = "ok"
     if len(ids) > max_length:  # keep the end: the question sits at the end of a long prompt
         status = _DROPPED_TRUNCATABLE if policy == "drop" else "truncated"
@@ -268,6 +310,8 @@ def encode_generation(record: Record, renderer, max_length: int, policy: str) ->
         "input_ids": ids,
         "reference": reference,
         "metadata": metadata,
+        "prompt_messages": json.dumps([m.to_dict() for m in as_messages(prompt)],
+                                      ensure_ascii=False),
         "length": len(ids),
         "status": status,
     }

@@ -36,9 +36,12 @@ class RLEncoding(ExampleEncoding):
 
 
 def collate_problems(features: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """A batch of problems: ``{"problems": [{"prompt_ids", "reference", "metadata"}, ...]}``."""
+    """A batch of problems: ``{"problems": [{"prompt_ids", "messages", "reference",
+    "metadata"}, ...]}`` (``messages``: the prompt as message dicts, for environments that
+    render their own prompt, e.g. with tools)."""
     return {"problems": [
         {"prompt_ids": list(f["input_ids"]), "reference": f.get("reference"),
+         "messages": json.loads(f["prompt_messages"]) if f.get("prompt_messages") else [],
          "metadata": json.loads(f["metadata"]) if f.get("metadata") else {}}
         for f in features
     ]}

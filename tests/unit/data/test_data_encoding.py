@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import datasets
 import pytest
 
 from autotrain_pl.data import encode_dataset, split_prompt
 from autotrain_pl.data.formats import ROW_FORMATS
 from autotrain_pl.data.sources import LoadedSource, RowLocator
+from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import Conversation, Message
 
 
@@ -111,6 +114,42 @@ def test_generation_prompts_drop_the_reply_and_keep_the_reference(renderer):
 def test_split_prompt_uses_final_reply_without_reference_column():
     record = Conversation([Message("user", "Q"), Message("assistant", "A")])
     assert split_prompt(record) == ([Message("user", "Q")], "A")
+
+
+def test_the_reply_to_a_question_includes_the_tool_calls_that_led_to_it():
+    call = {"type": "function", "function": {"name": "f", "arguments": {}}}
+    record = Conversation([Message("user", "Q1"), Message("assistant", "A1"), Message("user", "Q"),
+                           Message("assistant", "", tool_calls=(call,)),
+                           Message("tool", "42", name="f"), Message("assistant", "It is 42.")])
+    assert split_prompt(record) == (record.messages[:3], "It is 42.")
+
+
+TOOL = {"type": "function", "function": {"name": "f", "description": "F.",
+                                         "parameters": {"type": "object", "properties": {}}}}
+
+
+@pytest.mark.parametrize("tools", [[TOOL], json.dumps([TOOL])])
+def test_a_tools_column_goes_to_the_chat_format(renderer, tools):
+    chat = _chat(1)["messages"]
+    rows = [{"messages": chat, "tools": tools}, {"messages": chat, "tools": None}]
+    sft, _ = encode_dataset(_source(rows), ROW_FORMATS["messages"], renderer, mode="sft")
+    assert sft[0]["input_ids"] == renderer.build_supervised_example(
+        chat, tools=[TOOL]).input_ids
+    assert sft[1]["input_ids"] == renderer.build_supervised_example(chat).input_ids
+    generate, _ = encode_dataset(_source(rows), ROW_FORMATS["messages"], renderer,
+                                 mode="generate")
+    assert generate[0]["input_ids"] == renderer.build_generation_prompt(chat[:1], tools=[TOOL])
+    assert json.loads(generate[0]["prompt_messages"]) == chat[:1]
+
+
+@pytest.mark.parametrize("tools,message", [
+    ("[{not json", "field 'tools': is not valid JSON"),
+    ('{"type": "function"}', "field 'tools': must be a list of function schemas"),
+])
+def test_a_bad_tools_column_names_the_row_and_field(renderer, tools, message):
+    rows = [{"messages": _chat(1)["messages"], "tools": tools}]
+    with pytest.raises(AutotrainError, match=f"mem row 0, {message}"):
+        encode_dataset(_source(rows), ROW_FORMATS["messages"], renderer, mode="sft")
 
 
 @pytest.mark.parametrize("policy", ["truncate", "drop"])
