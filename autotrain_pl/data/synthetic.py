@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from autotrain_pl.arithmetic import calculator
 from autotrain_pl.errors import AutotrainError
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -173,18 +174,74 @@ def rl_prompts(
     return [{"messages": row["messages"][:-1], "reference": row["reference"]} for row in rows]
 
 
-def guess_number(n: int = 1000, seed: int = 0, low: int = 1, high: int = 16
-                 ) -> list[dict[str, Any]]:
-    """Guess-the-number games (``rl_env_type: guess_number``): the opening message (also as
-    ``question``) with the secret as the reply, which becomes each problem's reference."""
+def _guess_question(low: int, high: int) -> str:
     if not low < high:
         raise AutotrainError(f"synthetic:guess_number: low={low} must be below high={high}")
+    return (f"I am thinking of a whole number from {low} to {high}. Guess it: reply with one "
+            "number, and I will say higher or lower.")
+
+
+def guess_hint(guess: int, secret: int) -> str:
+    """The game's answer to a wrong guess (the RL environment gives the same)."""
+    return "Higher." if guess < secret else "Lower."
+
+
+def guess_number(n: int = 1000, seed: int = 0, low: int = 1, high: int = 16
+                 ) -> list[dict[str, Any]]:
+    """Guess-the-number games for RL (``rl_env_type: guess_number``): the opening message with
+    the secret as the reply, which becomes each problem's reference."""
+    question = _guess_question(low, high)
     rng = random.Random(seed)
-    question = (f"I am thinking of a whole number from {low} to {high}. Guess it: reply with one "
-                "number, and I will say higher or lower.")
     return [{"messages": [{"role": "user", "content": question},
-                          {"role": "assistant", "content": str(rng.randint(low, high))}],
-             "question": question} for _ in range(n)]
+                          {"role": "assistant", "content": str(rng.randint(low, high))}]}
+            for _ in range(n)]
+
+
+def guess_number_games(n: int = 1000, seed: int = 0, low: int = 1, high: int = 16
+                       ) -> list[dict[str, Any]]:
+    """Whole games of guess the number, for SFT, by a player that follows the hints but guesses
+    at random within what they allow: it always wins, in about 2 ln(range) turns where halving
+    the range would take log2(range), so RL has turns to save (``rl_env_type: guess_number``
+    plays the same game with the same hints)."""
+    question = _guess_question(low, high)
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        secret, lo, hi = rng.randint(low, high), low, high
+        messages = [{"role": "user", "content": question}]
+        while True:
+            guess = rng.randint(lo, hi)
+            messages.append({"role": "assistant", "content": str(guess)})
+            if guess == secret:
+                break
+            messages.append({"role": "user", "content": guess_hint(guess, secret)})
+            lo, hi = (guess + 1, hi) if guess < secret else (lo, guess - 1)
+        rows.append({"messages": messages})
+    return rows
+
+
+def tool_use(n: int = 1000, seed: int = 0, digits: int = 3, ops: str = "*",
+             split: str = "train", n_valid: int = 0) -> list[dict[str, Any]]:
+    """Calculator tool-use chats (``rl_env_type: tool_use``): the question, an assistant turn
+    that calls ``calculator`` on its expression, the tool's result and the answer. ``tools``
+    holds the calculator's schema as a JSON string; ``split``/``n_valid`` hold out questions as
+    :func:`arithmetic` does."""
+    from autotrain_pl.rendering.tools import as_tool_schemas
+
+    tools = json.dumps(as_tool_schemas([calculator]))
+    rows = []
+    for row in arithmetic(n=n, seed=seed, digits=digits, ops=ops, split=split, n_valid=n_valid):
+        question, answer = row["messages"][0]["content"], row["reference"]
+        expression = question.removeprefix("What is ").removesuffix("?")
+        call = {"type": "function",
+                "function": {"name": "calculator", "arguments": {"expression": expression}}}
+        rows.append({"messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "content": calculator(expression), "name": "calculator"},
+            {"role": "assistant", "content": answer},
+        ], "tools": tools})
+    return rows
 
 
 _WORDS = (
@@ -231,6 +288,8 @@ SYNTHETIC_GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "unpaired_preference": unpaired_preference,
     "rl_prompts": rl_prompts,
     "guess_number": guess_number,
+    "guess_number_games": guess_number_games,
+    "tool_use": tool_use,
     "mixed_chat": mixed_chat,
 }
 

@@ -122,7 +122,7 @@ def prompt_ids(observation: Observation, renderer) -> list[int]:
     if observation.token_ids is not None:
         return list(observation.token_ids)
     if observation.messages:
-        return renderer.build_generation_prompt(observation.messages)
+        return renderer.build_generation_prompt(observation.messages, tools=observation.tools)
     raise AutotrainError("an RL observation has neither token_ids nor messages")
 
 
@@ -184,6 +184,7 @@ class _Episode:
     def __init__(self, env: Env, observation: Observation, renderer, group: int) -> None:
         self.env, self.observation, self.renderer = env, observation, renderer
         self.messages = list(observation.messages or [])
+        self.tools = observation.tools
         prompt = prompt_ids(observation, renderer)
         self.rollout = Rollout(token_ids=list(prompt), prompt_length=len(prompt),
                                logprobs=[0.0] * len(prompt), mask=[0] * len(prompt), reward=0.0,
@@ -237,7 +238,7 @@ class _Episode:
         self.messages = [*history, *observation.messages]
         rollout = self.rollout
         between = environment_tokens(self.renderer, history, observation.messages,
-                                     ended=completion.stop_reason != "length")
+                                     ended=completion.stop_reason != "length", tools=self.tools)
         rollout.token_ids += between
         rollout.logprobs += [0.0] * len(between)
         rollout.mask += [0] * len(between)
@@ -245,20 +246,26 @@ class _Episode:
 
 
 def environment_tokens(renderer, history: Sequence, new_messages: Sequence,
-                       ended: bool = True) -> list[int]:
+                       ended: bool = True, tools: list[dict] | None = None) -> list[int]:
     """Tokens between the model's last reply (as sampled, up to its stop sequence) and its next
     turn: the end of the reply's turn, the new messages and the generation prompt.
 
     Rendered from messages, so the model's sampled tokens are never re-tokenized: the rendered
     conversation is cut right after the reply's stop sequence. ``ended=False`` (the reply ran
-    into the token limit) keeps the stop sequence, which the sampled tokens lack.
+    into the token limit) keeps the stop sequence, which the sampled tokens lack. ``tools``: the
+    schemas the episode's prompt offered, so both renderings share that prompt.
     """
-    prefix = renderer.build_generation_prompt(history[:-1])
-    full = renderer.build_generation_prompt([*history, *new_messages])
-    if full[:len(prefix)] != prefix:
+    prefix = renderer.build_generation_prompt(history[:-1], tools=tools)
+    full = renderer.build_generation_prompt([*history, *new_messages], tools=tools)
+    # Text after the prompt's last special token may tokenize differently once the reply follows
+    # it (a BPE can merge a header's "\n\n" with the reply's first characters); nothing merges
+    # across a special token, so the two renderings must agree up to there.
+    atomic = set(renderer.tokenizer.all_special_ids) | set(renderer.tokenizer.added_tokens_decoder)
+    agreed = max((i + 1 for i, token in enumerate(prefix) if token in atomic), default=0)
+    if full[:agreed] != prefix[:agreed]:
         raise AutotrainError("the chat format does not render a conversation as an extension "
                              "of its beginning; multi-turn RL needs one that does")
-    for start in range(len(prefix), len(full)):
+    for start in range(agreed, len(full)):
         for stop in renderer.stop_sequences():
             if full[start:start + len(stop)] == list(stop):
                 cut = start if not ended else start + len(stop)

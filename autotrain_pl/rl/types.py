@@ -30,10 +30,13 @@ class Observation:
             model's own sampled tokens.
         stop: stop strings for this turn, besides the chat format's end of turn.
         max_new_tokens: a per-turn cap (None: the objective's).
+        tools: JSON schemas of the tools offered in the prompt (as the chat template's
+            ``tools``); the first observation's hold for the whole episode.
     """
 
     token_ids: list[int] | None = None
     messages: list[Message] | None = None
+    tools: list[dict] | None = None
     stop: list[str] = field(default_factory=list)
     max_new_tokens: int | None = None
 

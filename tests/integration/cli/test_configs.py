@@ -1,8 +1,8 @@
 """Every YAML in configs/ runs as is (for 2 steps), so none of them rots.
 
 Configs that need a model hub say so on their first line (``# requires-hub: ...``); they are
-skipped here and parsed by their own tests instead. Configs that start from the quickstart's
-export (``# requires-quickstart``) run on the export of a 2-step quickstart.
+skipped here and parsed by their own tests instead. Configs that start from the export of another
+run (``# requires-quickstart``, ``# requires-run``) run on the export of a 2-step quickstart.
 """
 
 from pathlib import Path
@@ -37,7 +37,7 @@ def quickstart_export(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_config_runs_two_steps(config: Path, tmp_path: Path, request):
     extra = []
-    if "# requires-quickstart" in first_line(config):
+    if first_line(config).startswith(("# requires-quickstart", "# requires-run")):
         export = request.getfixturevalue("quickstart_export")
         extra = ["--model.init_args.model_name_or_path", str(export)]
     code = run_cli(["fit", "--config", str(config), *TWO_STEPS, *extra,

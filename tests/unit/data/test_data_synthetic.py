@@ -68,3 +68,30 @@ def test_mixed_chat_is_long_tailed():
 def test_write_jsonl(tmp_path):
     path = write_jsonl([{"a": 1}, {"b": "é"}], tmp_path / "sub" / "x.jsonl")
     assert [json.loads(line) for line in path.read_text().splitlines()] == [{"a": 1}, {"b": "é"}]
+
+
+def test_guess_number_games_follow_the_hints_and_always_win():
+    games = synthetic_rows("synthetic:guess_number_games?n=300&low=1&high=16")
+    turns = []
+    for game in games:
+        messages = game["messages"]
+        guesses = [int(m["content"]) for m in messages[1::2]]
+        hints = [m["content"] for m in messages[2::2]]
+        low, high, secret = 1, 16, guesses[-1]
+        for guess, hint in zip(guesses, hints, strict=False):
+            assert low <= guess <= high  # never a guess the hints already ruled out
+            assert hint == ("Higher." if guess < secret else "Lower.")
+            low, high = (guess + 1, high) if hint == "Higher." else (low, guess - 1)
+        assert low <= guesses[-1] <= high and len(hints) == len(guesses) - 1
+        turns.append(len(guesses))
+    assert 3.5 < sum(turns) / len(turns) < 5  # about 2 ln 16 - 1.3: slower than halving (3.4)
+
+
+def test_tool_use_rows_call_the_calculator_on_the_question():
+    (row,) = synthetic_rows("synthetic:tool_use?n=1&digits=3")
+    user, call, result, answer = row["messages"]
+    expression = call["tool_calls"][0]["function"]["arguments"]["expression"]
+    a, op, b = expression.split()
+    assert user["content"] == f"What is {expression}?" and op == "*"
+    assert result["content"] == answer["content"] == str(int(a) * int(b))
+    assert json.loads(row["tools"])[0]["function"]["name"] == "calculator"

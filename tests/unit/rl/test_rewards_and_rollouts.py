@@ -91,7 +91,8 @@ def test_a_multi_turn_episode_keeps_sampled_tokens_and_masks_the_environment():
     def reply(text):
         return tokenizer.encode(text, add_special_tokens=False) + [end]
 
-    problem = {"prompt_ids": [], "reference": "5", "metadata": {"question": "Guess 1 to 8."}}
+    problem = {"prompt_ids": [], "reference": "5",
+               "messages": [{"role": "user", "content": "Guess 1 to 8."}]}
     builder = ENVIRONMENTS.get("guess_number")(problem, None, max_turns=4)
     engine = FakeEngine([reply("3")])
     rollouts = collect_rollouts([builder], engine, renderer, 1, SamplingConfig(max_new_tokens=4))
