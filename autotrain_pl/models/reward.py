@@ -121,6 +121,46 @@ def conversation_ids(renderer, conversation: ConversationLike) -> list[int]:
                                                                                  reply).input_ids
 
 
+def check_reward_model_ref(ref: str, field: str) -> None:
+    """One-line error unless ``ref`` is a reward model: a one-label sequence classifier (an
+    autotrain_pl reward export, a ``*ForSequenceClassification`` directory or hub model, or a
+    ``SEQ_CLS`` adapter). A causal LM would load with a new, random score head and score noise."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoConfig
+
+    from autotrain_pl.models.references import resolve_model_ref
+
+    try:
+        resolved = resolve_model_ref(ref)
+    except AutotrainError as err:
+        raise AutotrainError(f"{field}={ref!r}: {err}") from None
+    if (resolved.metadata or {}).get("head") == "reward":
+        return
+    how = "train one with RewardModule (configs/reward.yaml) and give its run or export directory"
+    if resolved.is_adapter:
+        task = json.loads((Path(resolved.source) / "adapter_config.json").read_text()
+                          ).get("task_type")
+        if task != "SEQ_CLS":
+            raise AutotrainError(f"{field}={ref!r} is a {task or 'causal LM'} adapter, not a "
+                                 f"reward model (task_type SEQ_CLS); {how}")
+        return
+    try:
+        config = AutoConfig.from_pretrained(resolved.source)
+    except (OSError, ValueError) as err:
+        raise AutotrainError(f"{field}={ref!r}: could not read its config "
+                             f"({str(err).splitlines()[0]})") from None
+    architectures = config.architectures or []
+    if not any(name.endswith("ForSequenceClassification") for name in architectures):
+        kind = ", ".join(architectures) or config.model_type
+        raise AutotrainError(f"{field}={ref!r} is a {kind}, not a sequence-classification "
+                             f"reward model; {how}")
+    if config.num_labels != 1:
+        raise AutotrainError(f"{field}={ref!r} is a classifier with {config.num_labels} labels; "
+                             f"a reward model has one; {how}")
+
+
 class RewardScorer:
     """Scores conversations with a reward model: one float per conversation, higher is better.
 

@@ -69,6 +69,28 @@ def length_penalty(reply: str, reference: str | None, *, completion_tokens: int 
     return -completion_tokens / max_new_tokens if max_new_tokens else 0.0
 
 
+RewardSpec = str | list[str] | Mapping[str, float]
+
+
+def reward_weights(spec: RewardSpec) -> dict[str, float]:
+    """``rl_reward_fn`` as ``{name: weight}``: a name or a list of them weigh 1 each."""
+    if isinstance(spec, str):
+        spec = {spec: 1.0}
+    elif isinstance(spec, list | tuple):
+        spec = {name: 1.0 for name in spec}
+    if not isinstance(spec, Mapping) or not spec:
+        raise AutotrainError(f"model.rl_reward_fn={spec!r}: give a reward name (e.g. "
+                             "correctness), a list of names, or a mapping of names to weights")
+    weights = {}
+    for name, weight in spec.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or \
+                not math.isfinite(weight):
+            raise AutotrainError(f"model.rl_reward_fn: the weight of {name!r} is {weight!r}; "
+                                 "give a finite number")
+        weights[name] = float(weight)
+    return weights
+
+
 @dataclass
 class RewardOutcome:
     """The combined reward of one sample, each weighted term, and whether it failed."""
@@ -86,23 +108,10 @@ class CombinedReward:
         spec: a name or import path, a list of them (weight 1 each), or a mapping to weights.
     """
 
-    def __init__(self, spec: str | list[str] | Mapping[str, float]) -> None:
-        if isinstance(spec, str):
-            spec = {spec: 1.0}
-        elif isinstance(spec, list | tuple):
-            spec = {name: 1.0 for name in spec}
-        if not isinstance(spec, Mapping) or not spec:
-            raise AutotrainError(f"model.rl_reward_fn={spec!r}: give a reward name (e.g. "
-                                 "correctness), a list of names, or a mapping of names to weights")
-        self.weights: dict[str, float] = {}
-        self.functions: dict[str, RewardFunction] = {}
-        for name, weight in spec.items():
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or \
-                    not math.isfinite(weight):
-                raise AutotrainError(f"model.rl_reward_fn: the weight of {name!r} is {weight!r}; "
-                                     "give a finite number")
-            self.functions[name] = REWARD_FUNCTIONS.get(name)
-            self.weights[name] = float(weight)
+    def __init__(self, spec: RewardSpec) -> None:
+        self.weights = reward_weights(spec)
+        self.functions: dict[str, RewardFunction] = {
+            name: REWARD_FUNCTIONS.get(name) for name in self.weights}
 
     def __call__(self, reply: str, reference: str | None, **context: Any) -> RewardOutcome:
         terms: dict[str, float] = {}

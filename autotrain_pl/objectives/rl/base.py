@@ -14,6 +14,7 @@ negative mean reward, so "minimize val/loss" means "maximize reward" for checkpo
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,10 +23,12 @@ from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.generation import SamplingConfig
+from autotrain_pl.models.reward import RewardScorer, check_reward_model_ref
 from autotrain_pl.objectives.base import ObjectiveModule
 from autotrain_pl.objectives.rl.data import RLEncoding
-from autotrain_pl.rl.envs import ENVIRONMENTS
-from autotrain_pl.rl.rewards import CombinedReward
+from autotrain_pl.rl.envs import ENVIRONMENTS, PROVIDED_OPTIONS
+from autotrain_pl.rl.envs.reward_model import REWARD_MODEL_TERM
+from autotrain_pl.rl.rewards import CombinedReward, reward_weights
 from autotrain_pl.rl.rollouts import CompleterEngine, RolloutEngine, collect_rollouts
 from autotrain_pl.rl.types import Rollout
 from autotrain_pl.training import FrozenModel, LossOutput
@@ -43,10 +46,15 @@ class RLObjective(ObjectiveModule):
         max_new_tokens: longest completion per turn (TRL's ``max_completion_length``).
         temperature, top_p, top_k: sampling of the rollouts; training log-probabilities use the
             same temperature, as TRL.
-        rl_env_type: the environment (``arithmetic``, ``qa``, ``guess_number``) or an import
-            path to a builder.
-        rl_env_options: keyword options of the environment (e.g. ``{max_turns: 6}``).
-        rl_reward_fn: reward name, list, ``{name: weight}`` mapping or import path.
+        rl_env_type: the environment (``arithmetic``, ``qa``, ``guess_number``, ``tool_use``,
+            ``reward_model``) or an import path to a builder.
+        rl_env_options: keyword options of the environment (e.g. ``{max_turns: 6}``); an option
+            the environment does not take is an error.
+        rl_reward_fn: reward name, list, ``{name: weight}`` mapping or import path (None:
+            ``correctness``, or the reward model alone with ``rl_reward_model_path``).
+        rl_reward_model_path: a reward model (``RewardModule``'s run or export) that scores the
+            replies of ``rl_env_type: reward_model``; its weight is ``rl_reward_fn``'s
+            ``reward_model`` entry.
         rl_chunk_size: prompts per ``generate`` call.
         rl_mini_batch_size: completions per forward/backward in the update (None: all).
         rl_optimize_device_cache: free cached accelerator memory between rollout and update.
@@ -71,7 +79,8 @@ class RLObjective(ObjectiveModule):
         top_k: int | None = None,
         rl_env_type: str = "arithmetic",
         rl_env_options: dict[str, Any] | None = None,
-        rl_reward_fn: str | list[str] | dict[str, float] = "correctness",
+        rl_reward_fn: str | list[str] | dict[str, float] | None = None,
+        rl_reward_model_path: str | None = None,
         rl_chunk_size: int = 8,
         rl_mini_batch_size: int | None = None,
         rl_optimize_device_cache: bool = False,
@@ -83,7 +92,9 @@ class RLObjective(ObjectiveModule):
         _check_options(max_new_tokens=max_new_tokens, temperature=temperature,
                        rl_chunk_size=rl_chunk_size, rl_mini_batch_size=rl_mini_batch_size)
         self.make_group = ENVIRONMENTS.get(rl_env_type)
-        self.reward = CombinedReward(rl_reward_fn)
+        check_env_options(self.make_group, rl_env_type, rl_env_options or {})
+        self.reward, self.reward_model_weight = _rewards(rl_env_type, rl_reward_fn,
+                                                         rl_reward_model_path)
         max_grad_norm = check_clip_norm("model.max_grad_norm", max_grad_norm)
         super().__init__(*args, **kwargs)
         self.automatic_optimization = False
@@ -98,6 +109,7 @@ class RLObjective(ObjectiveModule):
                                                     dtype=hp.dtype,
                                                     trust_remote_code=hp.trust_remote_code))
         self._engine: RolloutEngine | None = None
+        self._reward_scorer: RewardScorer | None = None
 
     # -- data and rollouts ----------------------------------------------------------------------
     def example_encoding(self) -> RLEncoding:
@@ -126,12 +138,26 @@ class RLObjective(ObjectiveModule):
         return SamplingConfig(max_new_tokens=hp.max_new_tokens, temperature=hp.temperature,
                               top_p=hp.top_p, top_k=hp.top_k)
 
+    @property
+    def reward_scorer(self) -> RewardScorer | None:
+        """The reward model of ``rl_reward_model_path``, loaded on first use on the policy's
+        device (None without one)."""
+        path = self.hparams.rl_reward_model_path
+        if path is not None and self._reward_scorer is None:
+            self._reward_scorer = RewardScorer.load(path, device=str(self.device),
+                                                    dtype=self.hparams.dtype,
+                                                    trust_remote_code=self.hparams.trust_remote_code)
+        return self._reward_scorer
+
     def rollouts(self, problems: Sequence[Mapping[str, Any]], group_size: int,
                  greedy: bool = False) -> list[Rollout]:
         """Sample and score ``group_size`` episodes per problem."""
         hp = self.hparams
-        builders = [self.make_group(dict(p), self.reward, max_new_tokens=hp.max_new_tokens,
-                                    **(hp.rl_env_options or {})) for p in problems]
+        options = dict(hp.rl_env_options or {}, max_new_tokens=hp.max_new_tokens)
+        if self.reward_scorer is not None:
+            options.update(reward_model=self.reward_scorer,
+                           reward_model_weight=self.reward_model_weight)
+        builders = [self.make_group(dict(p), self.reward, **options) for p in problems]
         return collect_rollouts(builders, self.engine, self.renderer, group_size,
                                 self.sampling(greedy))
 
@@ -151,12 +177,17 @@ class RLObjective(ObjectiveModule):
         size = self.hparams.rl_mini_batch_size or count
         return [list(range(start, min(start + size, count))) for start in range(0, count, size)]
 
+    @property
+    def pad_token_id(self) -> int:
+        """The id padding takes in update batches (never read: masked out)."""
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else 0
+
     def token_batch(self, rollouts: Sequence[Rollout]) -> dict[str, Tensor]:
         """Right-padded ids, and per-target tensors ``[B, L - 1]`` (target ``t + 1`` at
         ``t``): the completion mask and the behaviour log-probabilities."""
         length = max(len(r.token_ids) for r in rollouts)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(rollouts), length), pad, dtype=torch.long)
+        ids = torch.full((len(rollouts), length), self.pad_token_id, dtype=torch.long)
         attention = torch.zeros((len(rollouts), length), dtype=torch.long)
         mask = torch.zeros((len(rollouts), length), dtype=torch.float32)
         behaviour = torch.zeros((len(rollouts), length), dtype=torch.float32)
@@ -188,14 +219,6 @@ class RLObjective(ObjectiveModule):
                                                           self.hparams.temperature)
         return self._dense(flat, selection, batch["completion_mask"])
 
-    @torch.no_grad()
-    def sampling_logprobs(self, rollouts: Sequence[Rollout]) -> Tensor:
-        """``[B, L - 1]`` log-probabilities under the current policy, before an update changes it
-        (the old policy of several updates on one batch of rollouts)."""
-        batch = self.token_batch(rollouts)
-        everything = torch.ones(len(rollouts), dtype=torch.bool, device=self.device)
-        return self.policy_logprobs(batch, everything).cpu()
-
     def log_rollouts(self, rollouts: Sequence[Rollout], rewards: Tensor, failed: Tensor,
                      rollout_s: float, update_s: float, updates: int = 1,
                      **extra: float) -> None:
@@ -221,9 +244,11 @@ class RLObjective(ObjectiveModule):
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         rollouts = self.rollouts(batch["problems"], 1, greedy=True)
         rewards = torch.tensor([0.0 if r.failed else r.reward for r in rollouts], device=self.device)
-        turns = torch.tensor([float(r.turns) for r in rollouts], device=self.device)
-        output = LossOutput.from_sum(-rewards.sum(), len(rollouts),
-                                     {"reward": rewards.sum(), "turns": turns.sum()}, 0)
+        sums = {"reward": rewards.sum(),
+                "turns": torch.tensor(float(sum(r.turns for r in rollouts)), device=self.device),
+                **{name: torch.tensor(mean * len(rollouts), device=self.device)
+                   for name, mean in episode_metric_means(rollouts).items()}}
+        output = LossOutput.from_sum(-rewards.sum(), len(rollouts), sums, 0)
         self._eval_means.update(output)
         return output.loss_sum
 
@@ -263,9 +288,51 @@ def _check_options(*, max_new_tokens: int, temperature: float, rl_chunk_size: in
 
 def episode_metric_means(rollouts: Sequence[Rollout]) -> dict[str, float]:
     """The environments' own metrics (``StepResult.metrics``, summed per episode), averaged over
-    the episodes that report them."""
-    sums: dict[str, list[float]] = {}
+    all episodes (an episode that does not report one counts 0: a count like ``tool_calls``
+    stays a per-episode mean)."""
+    sums: dict[str, float] = {}
     for rollout in rollouts:
         for name, value in rollout.metrics.items():
-            sums.setdefault(name, []).append(value)
-    return {name: sum(values) / len(values) for name, values in sums.items()}
+            sums[name] = sums.get(name, 0.0) + value
+    return {name: total / len(rollouts) for name, total in sums.items()}
+
+
+def check_env_options(factory, env_type: str, options: Mapping[str, Any]) -> None:
+    """One-line error for an ``rl_env_options`` key the environment does not take."""
+    if not isinstance(options, Mapping):
+        raise AutotrainError(f"model.rl_env_options={options!r} must be a mapping of option "
+                             "names to values")
+    parameters = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    accepted = [p.name for p in parameters
+                if p.kind is p.KEYWORD_ONLY and p.name not in PROVIDED_OPTIONS]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise AutotrainError(f"model.rl_env_options: rl_env_type={env_type} has no option "
+                             f"{', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
+
+
+def _rewards(env_type: str, spec, reward_model_path: str | None
+             ) -> tuple[CombinedReward | None, float | None]:
+    """The reward functions and the reward model's weight from ``rl_reward_fn`` and
+    ``rl_reward_model_path``, refusing combinations where one would be ignored."""
+    weights = reward_weights(spec) if spec is not None else None
+    if reward_model_path is None:
+        if env_type == REWARD_MODEL_TERM:
+            raise AutotrainError("rl_env_type=reward_model needs model.rl_reward_model_path: a "
+                                 "reward model trained with RewardModule (configs/reward.yaml)")
+        if weights is not None and REWARD_MODEL_TERM in weights:
+            raise AutotrainError("model.rl_reward_fn weighs reward_model, but "
+                                 "model.rl_reward_model_path is not set; set it or drop the term")
+        return CombinedReward(weights or "correctness"), None
+    check_reward_model_ref(reward_model_path, "model.rl_reward_model_path")
+    if env_type != REWARD_MODEL_TERM:
+        raise AutotrainError(f"model.rl_reward_model_path is read by rl_env_type=reward_model, "
+                             f"not {env_type}; set rl_env_type: reward_model or drop the path")
+    weights = weights if weights is not None else {REWARD_MODEL_TERM: 1.0}
+    if REWARD_MODEL_TERM not in weights:
+        raise AutotrainError(f"model.rl_reward_fn ({', '.join(weights)}) leaves out the reward "
+                             "model of rl_reward_model_path; add reward_model: <weight>")
+    weight = weights.pop(REWARD_MODEL_TERM)
+    return (CombinedReward(weights) if weights else None), weight

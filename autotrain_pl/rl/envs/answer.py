@@ -22,7 +22,7 @@ class AnswerEnv(Env):
 
     prompt_ids: list[int]
     reference: str | None
-    reward: CombinedReward
+    reward: CombinedReward | None
     metadata: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int = 0
 
@@ -30,6 +30,8 @@ class AnswerEnv(Env):
         return Observation(token_ids=list(self.prompt_ids))
 
     def step(self, action: Action) -> StepResult:
+        if self.reward is None:  # the group scores the replies (e.g. with a reward model)
+            return StepResult(reward=0.0, done=True)
         outcome = self.reward(action.message.content, self.reference, metadata=self.metadata,
                               completion_tokens=len(action.tokens),
                               max_new_tokens=self.max_new_tokens,
@@ -51,7 +53,7 @@ class AnswerGroupBuilder(EnvGroupBuilder):
 
     prompt_ids: list[int]
     reference: str | None
-    reward: CombinedReward
+    reward: CombinedReward | None
     metadata: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int = 0
 
@@ -61,8 +63,8 @@ class AnswerGroupBuilder(EnvGroupBuilder):
 
 
 @ENVIRONMENTS.register("arithmetic", "qa", "default")
-def answer_group(example: dict[str, Any], reward: CombinedReward, *, max_new_tokens: int = 0,
-                 **options: Any) -> AnswerGroupBuilder:
+def answer_group(example: dict[str, Any], reward: CombinedReward, *, max_new_tokens: int = 0
+                 ) -> AnswerGroupBuilder:
     """The group builder of one question-with-reference example."""
     return AnswerGroupBuilder(list(example["prompt_ids"]), example.get("reference"), reward,
                               example.get("metadata") or {}, max_new_tokens)
