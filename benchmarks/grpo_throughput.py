@@ -49,9 +49,14 @@ Reward settings (``--rewards``):
 
 Runners (per setting): ``ours`` (``GRPOModule`` through ``lightning.Trainer``, no logger, no
 checkpointing, ``export=False``), ``trl`` (``GRPOTrainer`` with its defaults, i.e. gradient
-checkpointing ON) and ``trl_nogc`` (``gradient_checkpointing=False``). TRL clips gradients at
-norm 1.0 by default; ours has no clipping option on the manual-optimization (RL) path, so it does
-not clip: the norm is computed on both sides, the extra scaling is negligible.
+checkpointing ON) and ``trl_nogc`` (``gradient_checkpointing=False``). Both clip gradients at
+norm 1.0 (TRL's default ``max_grad_norm``, and ours).
+
+Where the speed comes from: ours encodes each prompt once for its G samples, in the rollout (the
+prompt's KV cache is filled once and repeated G times; ``generate`` with
+``num_return_sequences`` would encode G copies) and in the update (the G completions of a prompt
+are packed into one row behind the prompt, ``objectives.rl.packing``); the LM head runs at the
+completion tokens only.
 
 Timing (``step_timing.StepTimer``, ``time_trl_steps``): wall and process-CPU time of each
 optimizer step, from Lightning's ``on_train_batch_start`` to ``on_train_batch_end`` (ours) and

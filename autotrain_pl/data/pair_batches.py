@@ -66,8 +66,9 @@ def _targets(completion: Sequence[int], weights: Sequence[float], first_position
     return positions, labels, kept
 
 
-def packed_pair_mask(segments: torch.Tensor) -> torch.Tensor:
-    """The additive ``[B, 1, T, T]`` mask of packed pairs from per-token segment ids.
+def packed_pair_mask(segments: torch.Tensor, pad: int = _PAD) -> torch.Tensor:
+    """The additive ``[B, 1, T, T]`` mask of packed completions from per-token segment ids
+    (0: the prompt, any other id: one completion, ``pad``: padding).
 
     A query attends causally to the prompt and to its own completion; padding attends to itself
     only (a fully masked row would give NaN).
@@ -76,8 +77,8 @@ def packed_pair_mask(segments: torch.Tensor) -> torch.Tensor:
     index = torch.arange(length)
     causal = index[:, None] >= index[None, :]
     query, key = segments[:, :, None], segments[:, None, :]
-    allowed = causal & ((key == _PROMPT) | (key == query)) & (key != _PAD)
-    allowed |= torch.eye(length, dtype=torch.bool) & (query == _PAD)
+    allowed = causal & ((key == _PROMPT) | (key == query)) & (key != pad)
+    allowed |= torch.eye(length, dtype=torch.bool) & (query == pad)
     mask = torch.zeros(allowed.shape, dtype=torch.float32)
     mask.masked_fill_(~allowed, torch.finfo(torch.float32).min)
     return mask.unsqueeze(1)

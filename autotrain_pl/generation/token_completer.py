@@ -30,6 +30,7 @@ from autotrain_pl.generation.stopping import (
     finish_row,
 )
 from autotrain_pl.generation.streaming import stream_generation
+from autotrain_pl.models.cache import cache_argument
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -193,12 +194,20 @@ class TokenCompleter:
         generation_config = self._generation_config(sampling, conditions)
         start = time.perf_counter()
         with torch.inference_mode():
+            shared = {}
+            if sampling.num_return_sequences > 1 and not sampling.is_beam_search and \
+                    streamer is None and prompt_length > 1:
+                shared = self._shared_prompt_cache(input_ids, attention_mask,
+                                                   sampling.num_return_sequences)
+                input_ids, attention_mask = shared.pop("input_ids"), shared.pop("attention_mask")
+                generation_config.num_return_sequences = 1
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=generation_config,
                 stopping_criteria=criteria,
                 streamer=streamer,
+                **shared,
             )
             generated = output.sequences[:, prompt_length:]
             raw = processed = None
@@ -227,6 +236,25 @@ class TokenCompleter:
                 elapsed_s=elapsed,
             ))
         return completions
+
+    def _shared_prompt_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                             copies: int) -> dict:
+        """Encode each prompt ONCE for its ``copies`` samples: ``generate`` with
+        ``num_return_sequences`` would expand the prompts first and encode every copy. The
+        prompts but their last token fill a KV cache, which is repeated per copy; ``generate``
+        then starts from the last prompt token, as it does after its own prefill."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        head, head_mask = input_ids[:, :-1], attention_mask[:, :-1]
+        positions = (head_mask.cumsum(-1) - 1).clamp(min=0)
+        self.model(input_ids=head, attention_mask=head_mask, position_ids=positions,
+                   use_cache=True, logits_to_keep=1,
+                   **{cache_argument(self.model.forward): cache})
+        cache.batch_repeat_interleave(copies)
+        return {"input_ids": input_ids.repeat_interleave(copies, dim=0),
+                "attention_mask": attention_mask.repeat_interleave(copies, dim=0),
+                cache_argument(self.model.generate): cache}
 
     def _generation_config(self, sampling: SamplingConfig, conditions: StopConditions):
         config = sampling.to_generation_config()

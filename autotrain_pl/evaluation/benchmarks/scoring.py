@@ -23,7 +23,6 @@ Methods (same numbers up to float rounding, tested against each other):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor
 
 from autotrain_pl.errors import AutotrainError
+from autotrain_pl.models.cache import cache_argument
 from autotrain_pl.training.tokens import plain_lm_parts
 
 SCORING_METHODS = ("shared_context", "batched", "naive")
@@ -94,7 +94,8 @@ class LoglikelihoodScorer:
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
         self.decoder, self.head = plain_lm_parts(model) or (None, None)
         self.device = next(model.parameters()).device
-        self._cache_kwarg = _cache_argument(self.decoder if self.decoder is not None else model)
+        scorer = self.decoder if self.decoder is not None else model
+        self._cache_kwarg = cache_argument(scorer.forward)
 
     @torch.inference_mode()
     def score(self, questions: Sequence[EncodedQuestion]) -> list[list[float]]:
@@ -219,12 +220,6 @@ class LoglikelihoodScorer:
                 f"{option_name('max_length')}={self.max_length}; raise it or shorten the choices"
             )
         return EncodedQuestion(question.context_ids[-room:], question.continuation_ids)
-
-
-def _cache_argument(module) -> str:
-    """transformers 5 renamed ``past_key_values`` to ``cache``; support both."""
-    parameters = inspect.signature(module.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _pad(sequences: Sequence[Sequence[int]], device, left: bool = False) -> tuple[Tensor, Tensor]:

@@ -29,6 +29,11 @@ from autotrain_pl.losses.grpo import (
     zero_std_groups,
 )
 from autotrain_pl.objectives.rl.base import DEFAULT_MAX_NEW_TOKENS, RLObjective, check_count
+from autotrain_pl.objectives.rl.packing import (
+    continuation_tensors,
+    continuation_width,
+    pack_rollouts,
+)
 from autotrain_pl.rl.types import Rollout
 from autotrain_pl.training import LossOutput
 
@@ -86,12 +91,21 @@ class GRPOModule(RLObjective):
         advantages = group_advantages(rewards, hp.num_generations, hp.scale_rewards)
         advantages = advantages.masked_fill(failed, 0.0)
         start = time.perf_counter()
-        old_logprobs = self.sampling_logprobs(rollouts) if hp.num_iterations > 1 else None
+        mask, behaviour = continuation_tensors(rollouts, continuation_width(rollouts))
+        mask = self._trained_mask(rollouts, mask, failed)
+        old_logprobs = None
+        if hp.num_iterations > 1:  # the sampling policy's, before the first update changes it
+            with torch.no_grad():
+                old_logprobs = self._logprobs(self.model, rollouts, mask).detach()
+        ref_logprobs = None
         loss = None
         for _ in range(hp.num_iterations):
             self.step_controller.start_window()
             for rows in self.mini_batches(len(rollouts)):
-                output = self._update_loss(rollouts, rows, advantages, failed, old_logprobs)
+                if self.reference is not None and ref_logprobs is None:  # once, not per pass
+                    ref_logprobs = self._reference_logprobs(rollouts, mask)
+                output = self._update_loss(rollouts, rows, advantages, mask, behaviour,
+                                           old_logprobs, ref_logprobs)
                 if output.loss_sum.requires_grad:
                     self.backward_micro_batch(output)
                 else:  # only equal-reward groups: no gradient, but their tokens still count
@@ -103,28 +117,51 @@ class GRPOModule(RLObjective):
                           hp.num_iterations, skipped_groups=skipped)
         return loss
 
+    def _trained_mask(self, rollouts: Sequence[Rollout], mask: Tensor, failed: Tensor
+                      ) -> Tensor:
+        """The loss mask: the policy's own tokens, less failed (and, if asked, truncated)
+        samples."""
+        keep = ~failed
+        if self.hparams.mask_truncated_completions:
+            keep &= ~torch.tensor([r.truncated for r in rollouts])
+        return mask * keep[:, None]
+
+    def _logprobs(self, model, rollouts: Sequence[Rollout], like: Tensor) -> Tensor:
+        """``[N, W]`` log-probabilities of the rollouts' own tokens under ``model``, the G
+        samples of a prompt packed into one row (``objectives.rl.packing``)."""
+        packed = pack_rollouts(rollouts, self.pad_token_id, self.device)
+        flat, _ = self.forward_logprobs(model, packed.inputs, temperature=self.hparams.temperature,
+                                        selection=packed.selection)
+        return packed.dense(flat, like.to(self.device))
+
+    @torch.no_grad()
+    def _reference_logprobs(self, rollouts: Sequence[Rollout], like: Tensor) -> Tensor:
+        packed = pack_rollouts(rollouts, self.pad_token_id, self.device)
+        flat, _ = self.reference.trained_logprobs(packed.inputs, self.device,
+                                                  self.hparams.temperature,
+                                                  selection=packed.selection)
+        return packed.dense(flat, like.to(self.device))
+
     def _update_loss(self, rollouts: Sequence[Rollout], rows: list[int], advantages: Tensor,
-                     failed: Tensor, old_logprobs: Tensor | None) -> LossOutput:
+                     mask: Tensor, behaviour: Tensor, old_logprobs: Tensor | None,
+                     ref_logprobs: Tensor | None) -> LossOutput:
         """The loss of some rollouts: the forward runs only where a gradient can come from."""
         hp = self.hparams
-        batch = self.token_batch([rollouts[i] for i in rows])
-        mask = batch["completion_mask"]
-        if hp.mask_truncated_completions:
-            truncated = torch.tensor([rollouts[i].truncated for i in rows], device=self.device)
-            mask = mask * ~truncated[:, None]
-        mask = mask * ~failed[rows].to(self.device)[:, None]
-        needs_forward = (advantages[rows] != 0) | torch.tensor(hp.beta > 0)
-        logprobs = batch["behaviour_logprobs"].clone()  # constants where no gradient can come
-        if bool(needs_forward.any()):
-            live = self.policy_logprobs(batch, needs_forward.to(self.device))
-            logprobs = torch.where(needs_forward.to(self.device)[:, None], live, logprobs)
-        ref_logprobs = self.reference_logprobs(batch) if self.reference is not None else None
+        index = torch.tensor(rows)
+        mask, logprobs = mask[index].to(self.device), behaviour[index].to(self.device)
+        needs_forward = (advantages[index] != 0) | torch.tensor(hp.beta > 0)
+        live = needs_forward.nonzero().squeeze(1)
+        if live.numel():  # behaviour log-probs stay as constants where no gradient can come
+            current = self._logprobs(self.model, [rollouts[rows[i]] for i in live.tolist()],
+                                     logprobs[live.to(self.device)])
+            logprobs = logprobs.index_put((live.to(self.device),), current)
         loss_sum, units, metrics = grpo_loss(
-            logprobs, None if old_logprobs is None else  # right-padded: columns align
-            old_logprobs[rows][:, :mask.shape[1]].to(self.device),
-            advantages[rows].to(self.device), mask, loss_type=hp.loss_type,
+            logprobs, None if old_logprobs is None else old_logprobs[index.to(self.device)],
+            advantages[index].to(self.device), mask, loss_type=hp.loss_type,
             epsilon_low=hp.epsilon, epsilon_high=hp.epsilon_high,
             importance_sampling_level=hp.importance_sampling_level, beta=hp.beta,
-            ref_logprobs=ref_logprobs, max_completion_length=hp.max_new_tokens)
+            ref_logprobs=None if ref_logprobs is None else ref_logprobs[index.to(self.device)],
+            max_completion_length=hp.max_new_tokens)
         sums = {name: value * units for name, value in metrics.items()}
-        return LossOutput.from_sum(loss_sum, units, sums, int(batch["attention_mask"].sum()))
+        tokens = sum(len(rollouts[i].token_ids) for i in rows)
+        return LossOutput.from_sum(loss_sum, units, sums, tokens)
