@@ -248,13 +248,12 @@ class TokenCompleter:
         cache = DynamicCache(config=self.model.config)
         head, head_mask = input_ids[:, :-1], attention_mask[:, :-1]
         positions = (head_mask.cumsum(-1) - 1).clamp(min=0)
+        name = cache_argument(self.model.forward)  # generate takes the same name
         self.model(input_ids=head, attention_mask=head_mask, position_ids=positions,
-                   use_cache=True, logits_to_keep=1,
-                   **{cache_argument(self.model.forward): cache})
+                   use_cache=True, logits_to_keep=1, **{name: cache})
         cache.batch_repeat_interleave(copies)
         return {"input_ids": input_ids.repeat_interleave(copies, dim=0),
-                "attention_mask": attention_mask.repeat_interleave(copies, dim=0),
-                cache_argument(self.model.generate): cache}
+                "attention_mask": attention_mask.repeat_interleave(copies, dim=0), name: cache}
 
     def _generation_config(self, sampling: SamplingConfig, conditions: StopConditions):
         config = sampling.to_generation_config()

@@ -32,15 +32,21 @@ class AnswerEnv(Env):
     def step(self, action: Action) -> StepResult:
         if self.reward is None:  # the group scores the replies (e.g. with a reward model)
             return StepResult(reward=0.0, done=True)
-        outcome = self.reward(action.message.content, self.reference, metadata=self.metadata,
-                              completion_tokens=len(action.tokens),
-                              max_new_tokens=self.max_new_tokens,
-                              truncated=action.stop_reason == "length")
-        if outcome.failed:
-            raise RewardFailed(outcome.error or "reward failed")
-        return StepResult(reward=outcome.reward, done=True,
-                          metrics={f"reward/{name}": value for name, value in
-                                   outcome.terms.items()})
+        return score_answer(self.reward, action, self.reference, self.metadata,
+                            self.max_new_tokens)
+
+
+def score_answer(reward: CombinedReward, action: Action, reference: str | None,
+                 metadata: dict[str, Any], max_new_tokens: int) -> StepResult:
+    """The final step of an episode: the reply scored by the reward functions, each term logged
+    as ``reward/<name>``; a failing reward raises ``RewardFailed``."""
+    outcome = reward(action.message.content, reference, metadata=metadata,
+                     completion_tokens=len(action.tokens), max_new_tokens=max_new_tokens,
+                     truncated=action.stop_reason == "length")
+    if outcome.failed:
+        raise RewardFailed(outcome.error or "reward failed")
+    return StepResult(reward=outcome.reward, done=True,
+                      metrics={f"reward/{name}": value for name, value in outcome.terms.items()})
 
 
 class RewardFailed(RuntimeError):

@@ -11,7 +11,10 @@ Options (``rl_env_options``):
         ends unanswered, with no answer reward.
     tool_timeout: seconds a call may run (default 10).
     call_reward: a per-step reward, paid once per episode at the first turn whose calls all run
-        (default 0: reward only the end). Paid once, so calling tools again earns nothing.
+        (default 0: reward only the end).
+    correct_call_reward: a per-step reward, paid once per episode at the first call that returns
+        the reference answer (default 0); for tasks where the right call yields the answer, as
+        the calculator's. Both are paid once, so calling tools again earns nothing.
 
 A call that cannot be parsed, names no tool, has wrong arguments, raises or times out becomes an
 error the model reads in the next turn; it never crashes the rollout. Metrics per episode:
@@ -27,7 +30,7 @@ from typing import Any
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import Message, as_messages
 from autotrain_pl.rl.envs import ENVIRONMENTS
-from autotrain_pl.rl.envs.answer import RewardFailed
+from autotrain_pl.rl.envs.answer import score_answer
 from autotrain_pl.rl.rewards import CombinedReward, answers_match
 from autotrain_pl.rl.tools import ToolBox
 from autotrain_pl.rl.types import Action, Env, EnvGroupBuilder, Observation, StepResult
@@ -43,6 +46,7 @@ class ToolUseEnv(Env):
     reward: CombinedReward
     max_turns: int = 4
     call_reward: float = 0.0
+    correct_call_reward: float = 0.0
     max_new_tokens: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     turns: int = 0
@@ -59,10 +63,13 @@ class ToolUseEnv(Env):
         message = action.message
         if not message.tool_calls and message.tool_call_error is None:
             return self._answer(action)
+        matched_before = self.matched_reference
         results = self._run_calls(message)
         reward = 0.0
         if not self.paid_call_reward and all(error is None for _, error in results):
             reward, self.paid_call_reward = self.call_reward, True
+        if self.matched_reference and not matched_before:
+            reward += self.correct_call_reward
         metrics = {"tool_calls": float(len(results)),
                    "tool_errors": float(sum(error is not None for _, error in results))}
         if self.turns >= self.max_turns:
@@ -90,14 +97,10 @@ class ToolUseEnv(Env):
         return out
 
     def _answer(self, action: Action) -> StepResult:
-        outcome = self.reward(action.message.content, self.reference, metadata=self.metadata,
-                              completion_tokens=len(action.tokens),
-                              max_new_tokens=self.max_new_tokens,
-                              truncated=action.stop_reason == "length")
-        if outcome.failed:
-            raise RewardFailed(outcome.error or "reward failed")
-        terms = {f"reward/{name}": value for name, value in outcome.terms.items()}
-        return StepResult(reward=outcome.reward, done=True, metrics={**terms, **self._end(True)})
+        result = score_answer(self.reward, action, self.reference, self.metadata,
+                              self.max_new_tokens)
+        result.metrics.update(self._end(True))
+        return result
 
     def _end(self, answered: bool) -> dict[str, float]:
         """The per-episode rates, reported once, at the last step."""
@@ -116,19 +119,22 @@ class ToolUseGroup(EnvGroupBuilder):
     reward: CombinedReward
     max_turns: int
     call_reward: float
+    correct_call_reward: float
     max_new_tokens: int
     metadata: dict[str, Any]
 
     def make_envs(self, group_size: int) -> list[Env]:
         return [ToolUseEnv(list(self.messages), self.reference, self.toolbox, self.reward,
-                           self.max_turns, self.call_reward, self.max_new_tokens, self.metadata)
+                           self.max_turns, self.call_reward, self.correct_call_reward,
+                           self.max_new_tokens, self.metadata)
                 for _ in range(group_size)]
 
 
 @ENVIRONMENTS.register("tool_use")
 def tool_use_group(example: dict[str, Any], reward: CombinedReward, *, max_new_tokens: int = 0,
                    tools: list[str] | None = None, max_turns: int = 4,
-                   tool_timeout: float = 10.0, call_reward: float = 0.0) -> ToolUseGroup:
+                   tool_timeout: float = 10.0, call_reward: float = 0.0,
+                   correct_call_reward: float = 0.0) -> ToolUseGroup:
     """The group builder of one row: its prompt messages (``messages``) and reference."""
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 2:
         raise AutotrainError(f"model.rl_env_options.max_turns={max_turns!r} must be an integer "
@@ -138,8 +144,8 @@ def tool_use_group(example: dict[str, Any], reward: CombinedReward, *, max_new_t
                              "chat rows (e.g. synthetic:tool_use) through ChatDataModule")
     return ToolUseGroup(as_messages(example["messages"]), example.get("reference"),
                         _toolbox(tuple(tools or ("calculator",)), tool_timeout), reward,
-                        max_turns, float(call_reward), max_new_tokens,
-                        example.get("metadata") or {})
+                        max_turns, float(call_reward), float(correct_call_reward),
+                        max_new_tokens, example.get("metadata") or {})
 
 
 _TOOLBOXES: dict[tuple, ToolBox] = {}

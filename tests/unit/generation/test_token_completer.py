@@ -60,6 +60,22 @@ def test_raw_logprobs_equal_teacher_forced_forward(model, tokenizer, completer, 
                                                   strict=True))
 
 
+def test_samples_of_left_padded_prompts_share_one_prompt_encoding(model, tokenizer, completer,
+                                                                  teacher_forced):
+    """G samples per prompt fill the prompt's KV cache once and repeat it: each copy must be what
+    the prompt alone gives (top-k 1: its greedy tokens), with exact raw logprobs."""
+    prompts = [encode(tokenizer, text) for text in ("Hi", "A much longer prompt than the first",
+                                                     "Medium sized prompt")]
+    copies = completer(prompts, SamplingConfig(max_new_tokens=6, temperature=1.0, top_k=1,
+                                               num_return_sequences=3))
+    for index, prompt in enumerate(prompts):
+        [alone] = completer(prompt, SamplingConfig(max_new_tokens=6, temperature=0))
+        for completion in copies[3 * index:3 * index + 3]:
+            assert completion.tokens == alone.tokens
+            expected = teacher_forced(model, prompt, completion.tokens)
+            assert torch.allclose(torch.tensor(completion.logprobs), expected, atol=1e-4)
+
+
 def test_beam_search_logprobs_are_teacher_forced(model, tokenizer, completer, teacher_forced):
     prompt = encode(tokenizer, "Beams")
     completions = completer(prompt, SamplingConfig(max_new_tokens=5, num_beams=3,

@@ -148,8 +148,12 @@ def test_step_rewards_are_paid_once_and_an_unanswered_episode_earns_no_answer_re
     assert rollout.turns == 3 and rollout.reward == pytest.approx(0.2)
     assert rollout.metrics["answered"] == 0.0 and rollout.metrics["tool_calls"] == 3.0
     assert rollout.metrics["correct_tool_call"] == 1.0
-    wrong, _ = run_episode(scripted_engine, "chatml", [HERMES_CALL.replace("34", "43"), "408"], call_reward=0.2)
+    wrong, _ = run_episode(scripted_engine, "chatml", [HERMES_CALL.replace("34", "43"), "408"],
+                           call_reward=0.2, correct_call_reward=0.5)
     assert wrong.reward == pytest.approx(1.2) and wrong.metrics["correct_tool_call"] == 0.0
+    right, _ = run_episode(scripted_engine, "chatml", [HERMES_CALL, HERMES_CALL, "7"],
+                           call_reward=0.2, correct_call_reward=0.5)
+    assert right.reward == pytest.approx(0.7)  # each paid once; the wrong answer earns nothing
 
 
 def test_tool_use_options_are_checked():

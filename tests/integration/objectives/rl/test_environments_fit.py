@@ -1,4 +1,4 @@
-"""The tool-use, multi-turn and reward-model environments train end to end."""
+"""The reward-model environment trains end to end: GRPO raises the reward model's score."""
 
 import csv
 from pathlib import Path
@@ -37,3 +37,4 @@ def test_grpo_raises_the_score_of_a_reward_model(tmp_path):
     assert len(rewards) == 30
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.05, (first, last)
+
