@@ -97,13 +97,12 @@ class GRPOModule(RLObjective):
         if hp.num_iterations > 1:  # the sampling policy's, before the first update changes it
             with torch.no_grad():
                 old_logprobs = self._logprobs(self.model, rollouts, mask).detach()
-        ref_logprobs = None
+        ref_logprobs = (self._reference_logprobs(rollouts, mask) if self.reference is not None
+                        else None)  # once per batch of rollouts, not per iteration
         loss = None
         for _ in range(hp.num_iterations):
             self.step_controller.start_window()
             for rows in self.mini_batches(len(rollouts)):
-                if self.reference is not None and ref_logprobs is None:  # once, not per pass
-                    ref_logprobs = self._reference_logprobs(rollouts, mask)
                 output = self._update_loss(rollouts, rows, advantages, mask, behaviour,
                                            old_logprobs, ref_logprobs)
                 if output.loss_sum.requires_grad:

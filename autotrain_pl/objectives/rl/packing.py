@@ -85,11 +85,13 @@ def pack_rollouts(rollouts: Sequence[Rollout], pad_token_id: int,
             rows.append(list(prompt))
             segments.append([0] * len(prompt))
             positions.append(list(range(len(prompt))))
+            members = 0
         previous = rollout
+        members += 1  # this continuation's segment id (0 is the prompt)
         row, start = len(rows) - 1, len(rows[-1])
         continuation = rollout.token_ids[rollout.prompt_length:]
         rows[row] += continuation
-        segments[row] += [len(set(segments[row]))] * len(continuation)
+        segments[row] += [members] * len(continuation)
         positions[row] += list(range(len(prompt), len(prompt) + len(continuation)))
         for column, (token, trained) in enumerate(zip(continuation,
                                                       rollout.mask[rollout.prompt_length:],
