@@ -36,6 +36,7 @@ EXTRA_HELP = {
     "generate": "complete prompts with a model or an exported run",
     "chat": "chat with a model in the terminal",
     "eval": "perplexity, generation metrics or benchmarks of a model",
+    "sweep": "hyperparameter sweep (optuna) over a fit config",
 }
 #: What a run writes into its directory; ``--overwrite`` clears these before a new run.
 RUN_ARTIFACTS = ("checkpoints", "export", "best", "logs", "plots", "metrics.jsonl")

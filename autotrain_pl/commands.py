@@ -19,7 +19,8 @@ Subcommand = Callable[[Sequence[str]], int]
 SUBCOMMANDS: Registry[Subcommand] = Registry(
     kind="subcommand",
     field="subcommand",
-    builtin_modules=("autotrain_pl.generation.commands", "autotrain_pl.evaluation.commands"),
+    builtin_modules=("autotrain_pl.generation.commands", "autotrain_pl.evaluation.commands",
+                     "autotrain_pl.sweep.commands"),
     example="my_pkg.cli.my_command",
     accepts=callable,
     expects="a function (argv) -> exit code",
