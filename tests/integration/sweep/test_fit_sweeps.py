@@ -180,3 +180,14 @@ def test_the_shipped_sweep_config_runs_in_a_short_form(tmp_path, capsys):
     assert len(trials) == 2 and all(t.user_attrs["steps"] <= 4 for t in trials)
     assert (tmp_path / "sweep" / "best.yaml").exists()
     assert "best config: aitrain fit --config" in capsys.readouterr().out
+
+
+def test_isolated_trials_run_in_their_own_process(tmp_path):
+    config = write_sweep(tmp_path / "sweep.yaml", base_config=tiny_fit_config(max_steps=5),
+                         search_space={"model.init_args.learning_rate": [1e-3]},
+                         sampler="grid", isolation="subprocess")
+    assert sweep(config) == 0
+    (trial,) = counted(tmp_path / "sweep")
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["steps"] == 5
+    log = (tmp_path / "sweep" / "trial_0" / "trial.log").read_text()
+    assert "max_steps=5" in log  # the child's own output went to the trial's log

@@ -134,3 +134,43 @@ def test_bad_python_arguments_fail_in_one_line(kwargs, needle):
     with pytest.raises(AutotrainError) as error:
         HyperparameterSweep(**arguments).run()
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_same_seed_proposes_the_same_points():
+    def points(seed):
+        sweep = HyperparameterSweep(bowl, num_trials=5, parameters=[x_range()], seed=seed)
+        return [t.params["x"] for t in sweep.run().trials]
+
+    assert points(3) == points(3) and points(3) != points(4)
+
+
+def test_a_timeout_ends_a_sweep_without_n_trials():
+    import time
+
+    result = HyperparameterSweep(lambda p: time.sleep(0.05) or bowl(p), num_trials=None,
+                                 timeout=0.3, parameters=[x_range()]).run()
+    assert 1 <= len(result.trials) < 50
+    with pytest.raises(AutotrainError, match="n_trials and timeout are both unset"):
+        HyperparameterSweep(bowl, num_trials=None, parameters=[x_range()]).run()
+
+
+@pytest.mark.parametrize(("spec", "kind"), [
+    ("none", optuna.pruners.NopPruner), ("median", optuna.pruners.MedianPruner),
+    ({"type": "median", "n_warmup_steps": 5}, optuna.pruners.MedianPruner),
+    ("hyperband", optuna.pruners.HyperbandPruner),
+])
+def test_pruners_by_name(spec, kind):
+    from autotrain_pl.sweep.study import make_pruner
+
+    assert isinstance(make_pruner(spec, max_resource=100), kind)
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("asha", "pruner='asha' is not a pruner"),
+    ({"type": "median", "patience": 3}, "pruner: "),
+])
+def test_bad_pruners_fail_in_one_line(spec, needle):
+    from autotrain_pl.sweep.study import make_pruner
+
+    with pytest.raises(AutotrainError, match=needle):
+        make_pruner(spec, max_resource=100)
