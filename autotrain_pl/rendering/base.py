@@ -42,11 +42,12 @@ A tool-call turn is trained like any assistant turn; a tool result is not (see
 
 from __future__ import annotations
 
-import bisect
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import (
@@ -396,17 +397,8 @@ class Renderer(ABC):
         if not text:
             return SupervisedExample([], [])
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        starts, position = [], 0
-        for piece, _ in spans:
-            starts.append(position)
-            position += len(piece)
-        weights = [w for _, w in spans]
-        loss_weights = []
-        for start, end in encoded["offset_mapping"]:
-            first = bisect.bisect_right(starts, start) - 1
-            last = bisect.bisect_left(starts, end) - 1 if end > start else first
-            loss_weights.append(float(max(weights[max(first, 0) : max(last, first) + 1])))
-        return SupervisedExample(list(encoded["input_ids"]), loss_weights)
+        return SupervisedExample(list(encoded["input_ids"]),
+                                 _token_weights(spans, encoded["offset_mapping"]))
 
     def _tokenize_piecewise(self, spans: Sequence[Span]) -> SupervisedExample:
         if not self._warned_slow:
@@ -424,6 +416,25 @@ class Renderer(ABC):
             input_ids += tokens
             loss_weights += [float(weight)] * len(tokens)
         return SupervisedExample(input_ids, loss_weights)
+
+
+def _token_weights(spans: Sequence[Span], offsets: Sequence[tuple[int, int]]) -> list[float]:
+    """Each token's loss weight: the largest weight of the spans its characters come from (a
+    token that straddles a span boundary is trained if either side is). Vectorized: this runs
+    once per token of every training row."""
+    if not offsets:
+        return []
+    starts = np.cumsum([0] + [len(text) for text, _ in spans[:-1]])
+    weights = np.asarray([weight for _, weight in spans], dtype=np.float64)
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    first = np.maximum(np.searchsorted(starts, offsets[:, 0], side="right") - 1, 0)
+    last = np.where(offsets[:, 1] > offsets[:, 0],
+                    np.searchsorted(starts, offsets[:, 1], side="left") - 1, first)
+    last = np.maximum(last, first)
+    token_weights = weights[first]
+    for index in np.nonzero(last > first)[0]:  # the few tokens that straddle spans
+        token_weights[index] = weights[first[index] : last[index] + 1].max()
+    return token_weights.tolist()
 
 
 def has_single_token(tokenizer, token: str) -> bool:
