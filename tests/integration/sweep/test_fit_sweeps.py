@@ -80,12 +80,18 @@ def test_failed_trials_keep_their_reason_and_the_study_goes_on(tmp_path):
     assert "learning_rate=-1.0 must be > 0" in by_rate[-1.0].user_attrs[FAIL_REASON]
 
 
-def test_a_metric_the_run_never_logs_fails_the_trial_instead_of_scoring_it(tmp_path):
+def one_trial(tmp_path: Path, **settings):
+    """Run a one-trial sweep of a 5-step fit and return its trial."""
     config = write_sweep(tmp_path / "sweep.yaml", base_config=tiny_fit_config(max_steps=5),
                          search_space={"model.init_args.learning_rate": [1e-3]},
-                         metric="val/accuracy", sampler="grid")
+                         sampler="grid", **settings)
     assert sweep(config) == 0
     (trial,) = counted(tmp_path / "sweep")
+    return trial
+
+
+def test_a_metric_the_run_never_logs_fails_the_trial_instead_of_scoring_it(tmp_path):
+    trial = one_trial(tmp_path, metric="val/accuracy")
     assert trial.state == TrialState.FAIL and trial.value is None
     assert "'val/accuracy' was not logged" in trial.user_attrs[FAIL_REASON]
     assert "val/loss" in trial.user_attrs[FAIL_REASON]
@@ -183,11 +189,7 @@ def test_the_shipped_sweep_config_runs_in_a_short_form(tmp_path, capsys):
 
 
 def test_isolated_trials_run_in_their_own_process(tmp_path):
-    config = write_sweep(tmp_path / "sweep.yaml", base_config=tiny_fit_config(max_steps=5),
-                         search_space={"model.init_args.learning_rate": [1e-3]},
-                         sampler="grid", isolation="subprocess")
-    assert sweep(config) == 0
-    (trial,) = counted(tmp_path / "sweep")
+    trial = one_trial(tmp_path, isolation="subprocess")
     assert trial.state == TrialState.COMPLETE and trial.user_attrs["steps"] == 5
     log = (tmp_path / "sweep" / "trial_0" / "trial.log").read_text()
     assert "max_steps=5" in log  # the child's own output went to the trial's log

@@ -25,6 +25,22 @@ def logged(root: Path, name: str) -> list[float]:
     return [float(r[name]) for r in rows if r.get(name)]
 
 
+def sft_then_grpo(root: Path, sft_data: ChatDataModule, sft_steps: int, rl_path: str,
+                  rl_steps: int, **grpo_options) -> Path:
+    """Part-train builtin:tiny with SFT, then run GRPO from its export; returns the GRPO run's
+    directory (its metrics.csv has a row per step)."""
+    sft = SFTModule("builtin:tiny", learning_rate=3e-3, lr_scheduler="constant",
+                    export_mode="full")
+    make_trainer(root / "sft", max_steps=sft_steps).fit(sft, datamodule=sft_data)
+    start = str(root / "sft" / "export")
+    data = ChatDataModule(rl_path, tokenizer=start, chat_format="chatml", batch_size=8, seed=0)
+    module = GRPOModule(start, num_generations=8, lr_scheduler="constant", **grpo_options)
+    trainer = make_trainer(root / "rl", max_steps=rl_steps, logger=CSVLogger(root / "rl"),
+                           log_every_n_steps=1)
+    trainer.fit(module, datamodule=data)
+    return root / "rl"
+
+
 def test_grpo_raises_the_score_of_a_reward_model(tmp_path):
     torch.manual_seed(0)
     reward_model = tmp_path / "reward_model"
@@ -53,18 +69,9 @@ def test_grpo_shortens_guess_the_number_games(tmp_path):
     games = ChatDataModule("synthetic:guess_number_games?n=2000&seed=0&low=1&high=4",
                            tokenizer="builtin:tiny", chat_format="chatml",
                            train_on="all_assistant_messages", batch_size=16, seed=0)
-    sft = SFTModule("builtin:tiny", learning_rate=3e-3, lr_scheduler="constant",
-                    export_mode="full")
-    make_trainer(tmp_path / "sft", max_steps=5).fit(sft, datamodule=games)
-    player = str(tmp_path / "sft" / "export")
-    data = ChatDataModule("synthetic:guess_number?n=400&seed=1&low=1&high=4", tokenizer=player,
-                          chat_format="chatml", batch_size=8, seed=0)
-    module = GRPOModule(player, num_generations=8, max_new_tokens=4, rl_env_type="guess_number",
-                        rl_env_options={"max_turns": 4}, learning_rate=2e-3,
-                        lr_scheduler="constant")
-    root = tmp_path / "rl"
-    trainer = make_trainer(root, max_steps=40, logger=CSVLogger(root), log_every_n_steps=1)
-    trainer.fit(module, datamodule=data)
+    root = sft_then_grpo(tmp_path, games, 5, "synthetic:guess_number?n=400&seed=1&low=1&high=4",
+                         40, max_new_tokens=4, rl_env_type="guess_number",
+                         rl_env_options={"max_turns": 4}, learning_rate=2e-3)
     turns = logged(root, "train/turns")
     assert len(turns) == 40
     first, last = sum(turns[:5]) / 5, sum(turns[-10:]) / 10
@@ -105,20 +112,11 @@ def test_grpo_raises_the_rate_of_correct_tool_calls(tmp_path):
     chat_data = ChatDataModule(str(tmp_path / "chats.jsonl"), tokenizer="builtin:tiny",
                                chat_format="chatml", train_on="all_assistant_messages",
                                batch_size=16, seed=0)
-    sft = SFTModule("builtin:tiny", learning_rate=3e-3, lr_scheduler="constant",
-                    export_mode="full")
-    make_trainer(tmp_path / "sft", max_steps=80).fit(sft, datamodule=chat_data)
-    caller = str(tmp_path / "sft" / "export")
-    data = ChatDataModule(str(tmp_path / "questions.jsonl"), tokenizer=caller,
-                          chat_format="chatml", batch_size=8, seed=0)
-    module = GRPOModule(caller, num_generations=8, max_new_tokens=40, rl_env_type="tool_use",
-                        rl_env_options={"tools": ["test_sky_colour"], "max_turns": 2,
-                                        "correct_call_reward": 1.0},
-                        rl_reward_fn="test_no_answer_reward", learning_rate=6e-4,
-                        lr_scheduler="constant")
-    root = tmp_path / "rl"
-    trainer = make_trainer(root, max_steps=15, logger=CSVLogger(root), log_every_n_steps=1)
-    trainer.fit(module, datamodule=data)
+    root = sft_then_grpo(tmp_path, chat_data, 80, str(tmp_path / "questions.jsonl"), 15,
+                         max_new_tokens=40, rl_env_type="tool_use",
+                         rl_env_options={"tools": ["test_sky_colour"], "max_turns": 2,
+                                         "correct_call_reward": 1.0},
+                         rl_reward_fn="test_no_answer_reward", learning_rate=6e-4)
     correct = logged(root, "train/correct_tool_call")
     assert len(correct) == 15
     first, last = sum(correct[:5]) / 5, sum(correct[-5:]) / 5
