@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import optuna
 import yaml
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.sweep.reporting import read_result
+from autotrain_pl.sweep.reporting import SweepTrialReporter, read_result
 from autotrain_pl.sweep.space import ParameterRange
 from autotrain_pl.sweep.study import TrialFailed
 
@@ -70,10 +71,10 @@ def write_config(config: Mapping[str, Any], path: Path, header: str = "") -> Pat
     return path
 
 
-def check_keys(base: Mapping[str, Any], ranges: Sequence[ParameterRange], scratch: Path) -> None:
+def check_keys(base: Mapping[str, Any], values: Mapping[str, Any], scratch: Path) -> None:
     """Fail before any trial runs when a swept key is not an option of the fit config (or its
-    range's values have the wrong type): the fit parser reads the config with each key set."""
-    values = {r.name: r.sample_value() for r in ranges}
+    value has the wrong type): the fit parser reads the base config with ``values`` set (one
+    value of each swept range, and the fixed ones)."""
     name = f".check-{os.getpid()}"  # workers starting together each check their own file
     path = write_config(trial_config(base, values, scratch / name), scratch / f"{name}.yaml")
     try:
@@ -92,8 +93,6 @@ def run_fit_trial(trial: optuna.Trial, base: Mapping[str, Any], ranges: Sequence
                   pruner: str | dict | None = None, max_resource: int | None = None,
                   isolation: str = "in_process") -> float:
     """One trial: suggest its values, run ``aitrain fit`` on its config, return its metric."""
-    from autotrain_pl.sweep.reporting import SweepTrialReporter
-
     values = {**fixed, **{r.name: r.suggest(trial) for r in ranges}}
     run_dir = sweep_dir / f"trial_{trial.number}"
     reporter = {"class_path": f"{SweepTrialReporter.__module__}.SweepTrialReporter",
@@ -130,7 +129,7 @@ def metric_of(result: Mapping[str, Any], monitor: str) -> float:
             "none"
         raise TrialFailed(f"metric {monitor!r} was not logged at validation (logged: {known}); "
                           "set metric to one of them")
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise TrialFailed(f"diverged: {monitor} is {value} at step {result.get('step')}")
     return float(value)
 

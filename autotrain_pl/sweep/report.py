@@ -11,24 +11,25 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from autotrain_pl.sweep.fit_trials import trial_config, write_config
 from autotrain_pl.sweep.study import FAIL_REASON, SweepResult, superseded
 
 
-def write_best(result: SweepResult, sweep_dir: Path, metric: str) -> Path:
+def write_best(result: SweepResult, sweep_dir: Path) -> Path:
     path = sweep_dir / "best.json"
-    path.write_text(json.dumps({"trial": result.best_trial, "metric": metric,
+    path.write_text(json.dumps({"trial": result.best_trial, "metric": result.metric,
                                 "value": result.best_value, "params": result.best_params},
                                indent=2), encoding="utf-8")
     return path
 
 
-def summary_table(result: SweepResult, metric: str) -> str:
+def summary_table(result: SweepResult) -> str:
     """One row per trial (state, value, optimizer steps, parameters, why it failed), then the
     totals and the best trial."""
     gone = superseded(result.trials)
     trials = [t for t in result.trials if t.number not in gone]
     names = sorted({name for t in trials for name in t.params})
-    header = ["trial", "state", metric, "steps", *(n.rsplit(".", 1)[-1] for n in names)]
+    header = ["trial", "state", result.metric, "steps", *(n.rsplit(".", 1)[-1] for n in names)]
     rows = [header]
     for t in trials:
         value = "" if t.value is None else f"{t.value:.4g}"
@@ -46,7 +47,7 @@ def summary_table(result: SweepResult, metric: str) -> str:
                  f"{result.count(TrialState.PRUNED)} pruned, {result.count(TrialState.FAIL)} "
                  f"failed; {steps} optimizer steps in all")
     if result.best_trial is not None:
-        lines.append(f"best: trial {result.best_trial}, {metric}={result.best_value:.4g}, "
+        lines.append(f"best: trial {result.best_trial}, {result.metric}={result.best_value:.4g}, "
                      f"{json.dumps(result.best_params)}")
     return "\n".join(lines)
 
@@ -95,11 +96,9 @@ def write_plots(result: SweepResult, sweep_dir: Path) -> dict[str, str]:
 
 
 def write_best_config(base: Mapping[str, Any], values: Mapping[str, Any], sweep_dir: Path,
-                      result: SweepResult, metric: str) -> Path:
+                      result: SweepResult) -> Path:
     """``best.yaml``: the base config with the best trial's values, in its own run directory."""
-    from autotrain_pl.sweep.fit_trials import trial_config, write_config
-
     config = trial_config(base, values, sweep_dir / "best")
     header = (f"# The best trial ({result.best_trial}) of the sweep in {sweep_dir}: "
-              f"{metric}={result.best_value:.6g}.\n# aitrain fit --config {sweep_dir}/best.yaml\n")
+              f"{result.metric}={result.best_value:.6g}.\n# aitrain fit --config {sweep_dir}/best.yaml\n")
     return write_config(config, sweep_dir / "best.yaml", header=header)

@@ -42,7 +42,6 @@ class SweepTrialReporter(Callback):
                  max_resource: int | None = None) -> None:
         self.storage, self.study_name, self.trial_id = storage, study_name, trial_id
         self.monitor, self.pruner, self.max_resource = monitor, pruner, max_resource
-        self.prune = pruner not in (None, "none") and pruner != {"type": "none"}
         self.result_path = Path(result_dir) / RESULT_FILE
         self.result: dict = {"value": None, "step": None, "steps": 0, "pruned": False}
         self._trial = None
@@ -61,7 +60,7 @@ class SweepTrialReporter(Callback):
         if value is not None and math.isfinite(value):
             trial = self._load_trial()
             trial.report(value, step)
-            if self.prune and trial.should_prune():
+            if trial.should_prune():  # never, with no pruner
                 self.result["pruned"] = True
                 trainer.should_stop = True
         self._write()

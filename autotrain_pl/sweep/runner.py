@@ -33,12 +33,13 @@ from autotrain_pl.sweep.fit_trials import ISOLATIONS, check_keys, run_fit_trial
 from autotrain_pl.sweep.report import summary_table, write_best, write_best_config, write_plots
 from autotrain_pl.sweep.space import ParameterRange, parse_range, parse_space
 from autotrain_pl.sweep.study import (
-    BACKENDS,
-    SAMPLERS,
     SweepResult,
+    check_direction,
     make_pruner,
+    normalize_sampler,
     open_storage,
     open_study,
+    redacted,
     run_trials,
     storage_url,
 )
@@ -102,12 +103,8 @@ class SweepSettings:
             raise AutotrainError(f"{_where(self.source)}: base_config is missing: give the fit "
                                  "config to sweep, as a path or inline")
         self.metric = metric_key(str(self.metric))
-        self.sampler = BACKENDS.get(str(self.sampler).lower(), str(self.sampler).lower())
-        if self.sampler not in SAMPLERS:
-            raise AutotrainError(f"sampler={self.sampler!r} is not a sampler; use one of: "
-                                 f"{', '.join(SAMPLERS)} (sweep_backend: optuna, grid, random)")
-        if self.direction not in ("minimize", "maximize"):
-            raise AutotrainError(f"direction={self.direction!r} must be minimize or maximize")
+        self.sampler = normalize_sampler(self.sampler)
+        check_direction(self.direction)
         if self.isolation not in ISOLATIONS:
             raise AutotrainError(f"isolation={self.isolation!r}: use one of "
                                  f"{', '.join(ISOLATIONS)}")
@@ -159,8 +156,7 @@ def run_fit_sweep(settings: SweepSettings, echo: Callable[[str], None] = print) 
     sweep_dir = Path(settings.sweep_dir).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     fixed = dict(settings.fixed or {})
-    check_keys(base, [*ranges, *(ParameterRange(k, "categorical", choices=(v,))
-                                 for k, v in fixed.items())], sweep_dir)
+    check_keys(base, {**fixed, **{r.name: r.sample_value() for r in ranges}}, sweep_dir)
     url = storage_url(settings.storage, sweep_dir)
     storage = open_storage(url)
     max_steps = fixed.get("trainer.max_steps", (base.get("trainer") or {}).get("max_steps"))
@@ -172,25 +168,18 @@ def run_fit_sweep(settings: SweepSettings, echo: Callable[[str], None] = print) 
     ran = run_trials(study, lambda trial: run_fit_trial(
         trial, base, ranges, fixed, sweep_dir, url, settings.metric, settings.pruner, max_steps,
         settings.isolation),
-        settings.n_trials, settings.timeout, ranges, settings.sampler)
-    result = SweepResult.of(study)
-    echo(summary_table(result, settings.metric))
-    echo(f"this worker ran {ran} trial(s); study {study.study_name!r} in {_shown(url)} "
-         f"(optuna-dashboard {_shown(url)} shows it)")
+        settings.n_trials, settings.timeout, ranges)
+    result = SweepResult.of(study, settings.metric)
+    echo(summary_table(result))
+    echo(f"this worker ran {ran} trial(s); study {study.study_name!r} in {redacted(url)} "
+         f"(optuna-dashboard {redacted(url)} shows it)")
     if result.best_trial is not None:
-        write_best(result, sweep_dir, settings.metric)
-        best = write_best_config(base, {**fixed, **result.best_params}, sweep_dir, result,
-                                 settings.metric)
+        write_best(result, sweep_dir)
+        best = write_best_config(base, {**fixed, **result.best_params}, sweep_dir, result)
         echo(f"best config: aitrain fit --config {best}")
     plots = write_plots(result, sweep_dir)
     echo("plots: " + "; ".join(f"{name}: {where}" for name, where in plots.items()))
     return result
-
-
-def _shown(url: str) -> str:
-    from autotrain_pl.sweep.study import _without_password
-
-    return _without_password(url)
 
 
 def _where(source: Path | None) -> str:
@@ -220,13 +209,11 @@ class HyperparameterSweep:
                  storage: str | None = None, study_name: str = "sweep") -> None:
         if not callable(objective_function):
             raise AutotrainError("objective_function must be callable: params -> metric value")
-        if BACKENDS.get(str(backend).lower()) is None:
-            raise AutotrainError(f"backend={backend!r} is not a sampler; use one of: "
-                                 f"{', '.join(BACKENDS)}")
         self.objective_function = objective_function
         self.optimization_metric = optimization_metric
         self.num_trials, self.timeout, self.seed = num_trials, timeout, seed
-        self.backend, self.direction, self.pruner = backend, direction, pruner
+        self.backend = normalize_sampler(backend, field="backend")
+        self.direction, self.pruner = direction, pruner
         self.storage, self.study_name = storage, study_name
         self.parameters: list[ParameterRange] = []
         items = parameters.items() if isinstance(parameters, Mapping) else \
@@ -242,15 +229,14 @@ class HyperparameterSweep:
 
     def run(self) -> SweepResult:
         ranges = parse_space(self.parameters, field="parameters")
-        sampler = BACKENDS[str(self.backend).lower()]
-        study = open_study(self.study_name, open_storage(self.storage), sampler, ranges,
+        study = open_study(self.study_name, open_storage(self.storage), self.backend, ranges,
                            self.direction, self.seed, make_pruner(self.pruner, None))
 
         def objective(trial) -> float:
             return self.objective_function({r.name: r.suggest(trial) for r in ranges})
 
-        run_trials(study, objective, self.num_trials, self.timeout, ranges, sampler)
-        return SweepResult.of(study)
+        run_trials(study, objective, self.num_trials, self.timeout, ranges)
+        return SweepResult.of(study, self.optimization_metric)
 
 
 def run_autotrain_sweep(model_config: Mapping[str, Any], sweep_parameters: Mapping[str, Any],
@@ -274,5 +260,5 @@ def run_autotrain_sweep(model_config: Mapping[str, Any], sweep_parameters: Mappi
     result = sweep.run()
     if output_dir:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        write_best(result, Path(output_dir), metric_key(metric))
+        write_best(result, Path(output_dir))
     return result

@@ -11,7 +11,6 @@ Accepted shapes for one key (the seed's ``sweep_params`` JSON included)::
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -162,7 +161,3 @@ def parse_space(space: Mapping[str, Any] | Sequence[ParameterRange] | None,
 def grid_size(ranges: Sequence[ParameterRange]) -> int:
     return math.prod(len(r.grid_values()) for r in ranges)
 
-
-def grid_points(ranges: Sequence[ParameterRange]) -> list[dict[str, Any]]:
-    return [dict(zip([r.name for r in ranges], values, strict=True))
-            for values in itertools.product(*(r.grid_values() for r in ranges))]

@@ -42,15 +42,26 @@ class TrialFailed(Exception):
     """A trial that ended without a usable metric; the message is the reason kept on the trial."""
 
 
-def storage_url(url: str | None, sweep_dir: os.PathLike | str | None) -> str | None:
-    if url:
-        return str(url)
-    if sweep_dir is None:
-        return None
-    return f"sqlite:///{os.path.abspath(os.fspath(sweep_dir))}/study.db"
+def storage_url(url: str | None, sweep_dir: os.PathLike | str) -> str:
+    """``url``, or the SQLite file in the sweep directory."""
+    return str(url) if url else f"sqlite:///{os.path.abspath(os.fspath(sweep_dir))}/study.db"
 
 
-def open_storage(url: str | None, field_name: str = "storage") -> optuna.storages.BaseStorage | None:
+def normalize_sampler(name: str, field: str = "sampler") -> str:
+    """Our sampler name for ``name`` (the seed's ``sweep_backend`` values included)."""
+    sampler = BACKENDS.get(str(name).lower())
+    if sampler is None:
+        raise AutotrainError(f"{field}={str(name).lower()!r} is not a sampler; use one of: "
+                             f"{', '.join(SAMPLERS)} (sweep_backend: optuna, grid, random)")
+    return sampler
+
+
+def check_direction(direction: str) -> None:
+    if direction not in ("minimize", "maximize"):
+        raise AutotrainError(f"direction={direction!r} must be minimize or maximize")
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     """An RDB storage with heartbeats, connected now so a bad URL fails at once (``None``: in
     memory, for a Python objective in one process)."""
     if url is None:
@@ -81,13 +92,14 @@ def open_storage(url: str | None, field_name: str = "storage") -> optuna.storage
                 attempt += 1
                 time.sleep(attempt)
                 continue
-            raise AutotrainError(f"{field_name}={_without_password(url)}: cannot open the "
+            raise AutotrainError(f"storage={redacted(url)}: cannot open the "
                                  f"study database ({reason_text}); check the URL, that the "
                                  "server is up and reachable, and for postgresql:// the "
                                  "driver: pip install 'autotrain_pl[postgres]'") from None
 
 
-def _without_password(url: str) -> str:
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, as ``***``."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -96,9 +108,9 @@ def _without_password(url: str) -> str:
         return url
 
 
-def make_sampler(name: str, ranges: Sequence[ParameterRange], seed: int | None,
-                 field_name: str = "sampler") -> optuna.samplers.BaseSampler:
-    name = BACKENDS.get(str(name).lower(), str(name).lower())
+def make_sampler(name: str, ranges: Sequence[ParameterRange],
+                 seed: int | None) -> optuna.samplers.BaseSampler:
+    """The optuna sampler of a ``normalize_sampler`` name."""
     if name == "tpe":
         # constant_liar: workers running at once do not all propose the same point.
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
@@ -106,14 +118,10 @@ def make_sampler(name: str, ranges: Sequence[ParameterRange], seed: int | None,
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
         return optuna.samplers.GridSampler({r.name: r.grid_values() for r in ranges}, seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    raise AutotrainError(f"{field_name}={name!r} is not a sampler; use one of: "
-                         f"{', '.join(SAMPLERS)}")
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
 
 
-def make_pruner(spec: str | dict | None, max_resource: int | None,
-                field_name: str = "pruner") -> optuna.pruners.BasePruner:
+def make_pruner(spec: str | dict | None, max_resource: int | None) -> optuna.pruners.BasePruner:
     """``none``, ``median`` or ``hyperband``, or a mapping with ``type`` and the pruner's
     keyword arguments (``{type: median, n_warmup_steps: 50}``)."""
     options = dict(spec) if isinstance(spec, dict) else {"type": spec or "none"}
@@ -129,8 +137,8 @@ def make_pruner(spec: str | dict | None, max_resource: int | None,
             options.setdefault("max_resource", max_resource or "auto")
             return optuna.pruners.HyperbandPruner(**options)
     except TypeError as error:
-        raise AutotrainError(f"{field_name}: {error}") from None
-    raise AutotrainError(f"{field_name}={kind!r} is not a pruner; use one of: "
+        raise AutotrainError(f"pruner: {error}") from None
+    raise AutotrainError(f"pruner={kind!r} is not a pruner; use one of: "
                          f"{', '.join(PRUNERS)}")
 
 
@@ -139,8 +147,7 @@ def open_study(name: str, storage, sampler_name: str, ranges: Sequence[Parameter
     """Create the study, or join it when another worker (or an earlier run) made it. The worker
     that creates it samples from ``seed``; one that joins adds its process id, so two workers
     never walk the same random sequence."""
-    if direction not in ("minimize", "maximize"):
-        raise AutotrainError(f"direction={direction!r} must be minimize or maximize")
+    check_direction(direction)
     try:
         sampler = make_sampler(sampler_name, ranges, seed)
         return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
@@ -160,6 +167,7 @@ def open_study(name: str, storage, sampler_name: str, ranges: Sequence[Parameter
 class SweepResult:
     """What a sweep found. ``trials`` lists every trial of the study, all workers included."""
 
+    metric: str
     best_params: dict[str, Any]
     best_value: float | None
     best_trial: int | None
@@ -167,13 +175,12 @@ class SweepResult:
     study: optuna.Study | None = None
 
     @classmethod
-    def of(cls, study: optuna.Study) -> SweepResult:
+    def of(cls, study: optuna.Study, metric: str) -> SweepResult:
         trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        if not complete:
-            return cls({}, None, None, trials, study)
+        if not any(t.state == TrialState.COMPLETE for t in trials):
+            return cls(metric, {}, None, None, trials, study)
         best = study.best_trial
-        return cls(dict(best.params), best.value, best.number, trials, study)
+        return cls(metric, dict(best.params), best.value, best.number, trials, study)
 
     def count(self, *states: TrialState) -> int:
         gone = superseded(self.trials)
@@ -185,12 +192,13 @@ def worker_id() -> str:
 
 
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float],
-               n_trials: int | None, timeout: float | None = None,
-               ranges: Sequence[ParameterRange] = (), sampler_name: str = "tpe") -> int:
+               n_trials: int | None, timeout: float | None,
+               ranges: Sequence[ParameterRange]) -> int:
     """Run trials of ``study`` until it holds ``n_trials`` finished ones (every worker's count),
     or ``timeout`` seconds pass. Returns how many this worker ran. A failing trial is recorded as
-    failed with its reason (``fail_reason``) and the study goes on."""
-    if BACKENDS.get(sampler_name, sampler_name) == "grid":
+    failed with its reason (``fail_reason``) and the study goes on. A grid study stops at the
+    end of its grid."""
+    if isinstance(study.sampler, optuna.samplers.GridSampler):
         size = grid_size(ranges)
         n_trials = size if n_trials is None else min(n_trials, size)
     if n_trials is None and timeout is None:
@@ -222,15 +230,14 @@ def _one_line_failures():
         record.exc_info, record.exc_text = None, None
         return True
 
-    logger = logging.getLogger("optuna")
-    logger.addFilter(strip)
-    for handler in logger.handlers:
+    # On the handlers: records of optuna's child loggers reach them without the parent's filters.
+    handlers = list(logging.getLogger("optuna").handlers)
+    for handler in handlers:
         handler.addFilter(strip)
     try:
         yield
     finally:
-        logger.removeFilter(strip)
-        for handler in logger.handlers:
+        for handler in handlers:
             handler.removeFilter(strip)
 
 
@@ -275,10 +282,14 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
                                          trial.number)
 
 
+def _retried(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of the trials queued again under a new number."""
+    return {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
+
+
 def superseded(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of the trials that do not count: interrupted ones, and those run again."""
-    retried = {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
-    return retried | {t.number for t in trials if t.user_attrs.get(INTERRUPTED)}
+    return _retried(trials) | {t.number for t in trials if t.user_attrs.get(INTERRUPTED)}
 
 
 def _requeue_dead_trials(study: optuna.Study) -> None:
@@ -289,7 +300,7 @@ def _requeue_dead_trials(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
     host = socket.gethostname()
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
+    retried = _retried(trials)
     for trial in trials:
         if trial.number in retried:
             continue
