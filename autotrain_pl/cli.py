@@ -37,6 +37,7 @@ EXTRA_HELP = {
     "chat": "chat with a model in the terminal",
     "eval": "perplexity, generation metrics or benchmarks of a model",
     "sweep": "hyperparameter sweep (optuna) over a fit config",
+    "llm": "the aitraining guide's flags (aitraining llm ...), run as aitrain fit",
 }
 #: What a run writes into its directory; ``--overwrite`` clears these before a new run.
 RUN_ARTIFACTS = ("checkpoints", "export", "best", "logs", "plots", "metrics.jsonl")

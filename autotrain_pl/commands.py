@@ -20,7 +20,7 @@ SUBCOMMANDS: Registry[Subcommand] = Registry(
     kind="subcommand",
     field="subcommand",
     builtin_modules=("autotrain_pl.generation.commands", "autotrain_pl.evaluation.commands",
-                     "autotrain_pl.sweep.commands"),
+                     "autotrain_pl.sweep.commands", "autotrain_pl.llm.commands"),
     example="my_pkg.cli.my_command",
     accepts=callable,
     expects="a function (argv) -> exit code",
