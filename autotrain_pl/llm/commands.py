@@ -47,8 +47,7 @@ def llm_command(argv: Sequence[str]) -> int:
     from autotrain_pl.cli import run_cli
 
     print(f"aitrain llm: running aitrain fit --config {config_path}", file=sys.stderr)
-    return run_cli(["fit", "--config", str(config_path),
-                    *(["--overwrite", "true"] if run.overwrite else [])])
+    return run_cli(["fit", "--config", str(config_path)])
 
 
 def _sweep(run, sweep_path: Path) -> int:

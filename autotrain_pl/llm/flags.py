@@ -92,9 +92,9 @@ FLAGS: tuple[Flag, ...] = (
          maps_to="always on"),
     Flag("use-sharegpt-mapping", "bool", "Data", noop=(True, False), example=True,
          maps_to="no effect: sharegpt rows (from/value) are read as they are"),
-    Flag("conversation-extension", "int", "Data", default=1, noop=(1,), example=1,
+    Flag("conversation-extension", "int", "Data", default=1, noop=(1,), example=3,
          refused="merging single-turn rows into multi-turn chats is not supported; write "
-                 "multi-turn rows", maps_to="1: what we do"),
+                 "multi-turn rows"),
     Flag("apply-chat-template", "bool", "Data", noop=(True,), example=True,
          refused="chat rows are always rendered in the chat format (text rows train as plain "
                  "text)", maps_to="always on"),
@@ -322,8 +322,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("grad-clip-value", "float", "Advanced", example=1.0,
          maps_to="trainer.gradient_clip_val (StepControlCallback.gradient_clip_norm with "
                  "--use-forward-backward)"),
-    Flag("sample-every-n-steps", "int", "Advanced", default=0, noop=(0,), example=0,
-         refused=SAMPLING_REFUSED, maps_to="0: what we do"),
+    Flag("sample-every-n-steps", "int", "Advanced", default=0, noop=(0,), example=10,
+         refused=SAMPLING_REFUSED),
     Flag("sample-prompts", "json", "Advanced", example=["Hello"], refused=SAMPLING_REFUSED),
     Flag("sample-temperature", "float", "Advanced", example=0.7, refused=SAMPLING_REFUSED),
     Flag("sample-top-k", "int", "Advanced", example=50, refused=SAMPLING_REFUSED),

@@ -9,7 +9,7 @@ from autotrain_pl.llm.spec import Flag
 
 def status(flag: Flag) -> str:
     """What the flag becomes here, in a few words (also the README table's second column)."""
-    if flag.refused and not flag.noop:
+    if _not_here(flag):
         return f"not supported: {flag.refused}"
     target = flag.maps_to or _key_text(flag)
     if flag.refused:
@@ -19,14 +19,24 @@ def status(flag: Flag) -> str:
     return target
 
 
-def _key_text(flag: Flag) -> str:
+def _not_here(flag: Flag) -> bool:
+    """A refused flag whose accepted values (if any) only turn its feature off; one with a
+    ``maps_to`` accepts the values that describe what we do."""
+    return flag.refused is not None and not flag.maps_to
+
+
+def _key_text(flag: Flag, code: bool = False) -> str:
+    """The flag's config key(s), per trainer where they differ."""
+    quote = "`" if code else ""
     if isinstance(flag.key, dict):
-        pairs = sorted(flag.key.items())
-        keys = sorted({key for _, key in pairs})
-        if len(keys) == 1:
-            return keys[0]
-        return "; ".join(f"{key} ({trainer})" for trainer, key in pairs)
-    return flag.key or ""
+        trainers: dict[str, list[str]] = {}
+        for trainer, key in flag.key.items():
+            trainers.setdefault(key, []).append(trainer)
+        if len(trainers) == 1:
+            return f"{quote}{next(iter(trainers))}{quote}"
+        return "; ".join(f"{quote}{key}{quote} ({'/'.join(names)})"
+                         for key, names in trainers.items())
+    return f"{quote}{flag.key}{quote}" if flag.key else ""
 
 
 def _word(value: object) -> str:
@@ -53,3 +63,30 @@ def help_text(trainer: str | None = None) -> str:
         default = "" if flag.default is None else f" (default {_word(flag.default)})"
         lines.append(f"  --{flag.name} {flag.kind.upper()}{default}: {status(flag)}")
     return "\n".join(lines)
+
+
+def table_cell(flag: Flag) -> str:
+    """The README table's answer for ``flag``: ``same name: `key```, ``ours: ...`` or
+    ``not supported: why``."""
+    if _not_here(flag):
+        off = ", ".join(f"`{_word(value)}`" for value in flag.noop)
+        accepted = f" ({off} is accepted: it asks for nothing)" if flag.noop else ""
+        return f"not supported: {flag.refused}{accepted}"
+    key = _key_text(flag)
+    if key and flag.convert is None and not flag.maps_to and key.rsplit(".", 1)[-1] == flag.attr:
+        return f"same name: `{key}`"
+    target = flag.maps_to or _key_text(flag, code=True)
+    if flag.refused:
+        return f"ours: {target} (other values are refused: {flag.refused})"
+    return f"ours: {target}"
+
+
+def table_rows() -> list[str]:
+    """One markdown row per flag, as the README's "Coming from aitraining" table lists them."""
+    rows = []
+    for flag in FLAGS:
+        names = " ".join(f"`--{name}`" for name in (flag.name, *flag.aliases))
+        default = "" if flag.default is None else f"`{_word(flag.default)}`"
+        mark = " (ours)" if flag.ours else ""
+        rows.append(f"| {names}{mark} | {default} | {table_cell(flag).replace('|', '/')} |")
+    return rows

@@ -43,7 +43,7 @@ class LlmRun:
         sweep: the ``aitrain sweep`` settings (sweep; ``base_config`` is ``config``).
         generate_argv: the ``aitrain generate`` arguments (inference).
         print_config: print instead of running.
-        overwrite: replace a run already in ``project``.
+        help_trainer: with ``--help``, list the flags of this trainer only.
         argv: the command line, for the config's header.
     """
 
@@ -53,7 +53,6 @@ class LlmRun:
     sweep: dict[str, Any] | None = None
     generate_argv: list[str] | None = None
     print_config: bool = False
-    overwrite: bool = False
     help_trainer: str | None = None
     argv: list[str] = field(default_factory=list)
 
@@ -78,7 +77,7 @@ def translate(argv: Sequence[str]) -> LlmRun:
     """The run an ``aitrain llm`` command line asks for; a user error raises ``AutotrainError``
     with one line that names the flag."""
     args = parse_argv(argv)
-    argv = [a for a in argv if a.split("=", 1)[0] not in ("--print-config", "--print_config")]
+    argv = _without_print_config(argv)
     if args.help:
         return LlmRun("help", help_trainer=args.value("preview-trainer") or
                       args.value("help-trainer") or args.value("trainer"), argv=list(argv))
@@ -121,7 +120,7 @@ def translate(argv: Sequence[str]) -> LlmRun:
     sections.evaluation(builder, ctx)
     config = ordered(builder.config)
     run = LlmRun("fit", project=project, config=config, print_config=print_config,
-                 overwrite=bool(args.value("overwrite")), argv=list(argv))
+                 argv=list(argv))
     if ctx.on("use-sweep"):
         from autotrain_pl.llm.sweep import sweep_settings
 
@@ -129,6 +128,20 @@ def translate(argv: Sequence[str]) -> LlmRun:
         run.sweep = sweep_settings(ctx, builder, project)
         run.config = run.sweep["base_config"]
     return run
+
+
+def _without_print_config(argv: Sequence[str]) -> list[str]:
+    """The command line as the config's header records it: the run, not the printing."""
+    kept: list[str] = []
+    for token in argv:
+        if token.split("=", 1)[0].replace("_", "-") == "--print-config":
+            kept.append("\0")
+        elif kept and kept[-1] == "\0" and token.lower() in ("true", "false", "1", "0", "yes",
+                                                            "no"):
+            kept[-1] = "\0"
+        else:
+            kept.append(token)
+    return [token for token in kept if token != "\0"]
 
 
 def check_flags(ctx: Context) -> None:

@@ -1,8 +1,6 @@
 """``aitrain llm --use-sweep`` as our sweep settings over the translated config, and
 ``--inference-mode`` as ``aitrain generate`` arguments."""
 
-import json
-
 import pytest
 import yaml
 from conftest import base_argv
@@ -123,11 +121,3 @@ def test_inference_print_config_prints_the_generate_command(capsys):
                     "--print-config"]) == 0
     assert capsys.readouterr().out.startswith("aitrain generate --model m --max_new_tokens 256")
 
-
-def test_records_are_json_lines(tmp_path):
-    """The output file holds one JSON record per prompt (the guide's results.json)."""
-    output = tmp_path / "out.jsonl"
-    assert run_cli(["llm", "--inference-mode", "--model", "builtin:tiny", "--inference-prompts",
-                    "Hi", "--inference-max-tokens", "2", "--inference-output", str(output)]) == 0
-    [record] = [json.loads(line) for line in output.read_text().splitlines()]
-    assert record["prompt"] == "Hi" and record["num_tokens"] <= 2
