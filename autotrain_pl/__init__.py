@@ -3,6 +3,7 @@
 The names a user imports, in one place::
 
     from autotrain_pl import SFTModule, ChatDataModule, TrainingClient, create_completer
+    from autotrain_pl import create_chat_session, train_prompt_distillation
 
 They are imported on first use, so ``import autotrain_pl`` (and ``aitrain --help``) stays fast.
 """
@@ -21,6 +22,8 @@ _EXPORTS = {
     "ObjectiveModule": "autotrain_pl.objectives",
     "SFTModule": "autotrain_pl.objectives",
     "DistillationModule": "autotrain_pl.objectives",
+    "PromptDistillationConfig": "autotrain_pl.objectives.distillation",
+    "train_prompt_distillation": "autotrain_pl.objectives.distillation",
     "RewardModule": "autotrain_pl.objectives",
     "LossOutput": "autotrain_pl.training",
     # data
@@ -47,6 +50,7 @@ _EXPORTS = {
     "MessageCompleter": "autotrain_pl.generation",
     "ChatSession": "autotrain_pl.generation",
     "create_completer": "autotrain_pl.generation",
+    "create_chat_session": "autotrain_pl.generation",
     # client
     "TrainingClient": "autotrain_pl.client",
     "AdamParams": "autotrain_pl.client",
@@ -80,6 +84,7 @@ if TYPE_CHECKING:  # what static checkers and IDEs see; at run time __getattr__ 
         MessageCompleter,
         SamplingConfig,
         TokenCompleter,
+        create_chat_session,
         create_completer,
     )
     from autotrain_pl.losses import CompositeLoss, get_loss, register_loss
@@ -89,6 +94,10 @@ if TYPE_CHECKING:  # what static checkers and IDEs see; at run time __getattr__ 
         ObjectiveModule,
         RewardModule,
         SFTModule,
+    )
+    from autotrain_pl.objectives.distillation import (
+        PromptDistillationConfig,
+        train_prompt_distillation,
     )
     from autotrain_pl.rendering import (
         Conversation,

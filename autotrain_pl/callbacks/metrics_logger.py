@@ -3,7 +3,7 @@
 A run's numbers should be readable without TensorBoard: ``<default_root_dir>/metrics.jsonl``
 gets one row per logging call and at the end of fit
 ``<default_root_dir>/plots/`` gets ``loss.png`` (train and validation loss) and one PNG per other
-validation metric.
+validation (``val/``) or held-out evaluation (``eval/``) metric.
 
 How: at ``on_fit_start`` (after every callback's ``setup``, so checkpoint and log directories are
 already resolved) it adds a small Lightning ``Logger`` to ``trainer.loggers``. Whatever reaches
@@ -190,7 +190,8 @@ def metric_series(rows: list[dict[str, Any]]) -> dict[str, tuple[list[int], list
 
 
 def write_plots(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """``loss.png`` (train and validation loss) and ``val_<metric>.png`` per validation metric."""
+    """``loss.png`` (train and validation loss) and ``val_<metric>.png`` per validation metric
+    (``eval_<metric>.png`` per held-out evaluation metric)."""
     out = Path(out_dir)
     written = []
     for name, figure in plot_figures(rows).items():
@@ -202,7 +203,8 @@ def write_plots(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
 
 
 def plot_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The figures ``write_plots`` saves, by file stem: ``loss`` and ``val_<metric>``.
+    """The figures ``write_plots`` saves, by file stem: ``loss``, ``val_<metric>`` and
+    ``eval_<metric>``.
 
     Uses matplotlib's object API with the Agg canvas, so no GUI backend or pyplot state is
     touched (safe in notebooks and on headless machines). Step ticks are whole numbers.
@@ -219,8 +221,9 @@ def plot_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if loss_curves:
         figures["loss"] = loss_curves
     for key in sorted(series):
-        if key.startswith("val/") and key != "val/loss":
-            figures[re.sub(r"[^A-Za-z0-9_.-]+", "_", key)] = [(key, key.removeprefix("val/"))]
+        if key.startswith(("val/", "eval/")) and key != "val/loss":
+            label = key.partition("/")[2]
+            figures[re.sub(r"[^A-Za-z0-9_.-]+", "_", key)] = [(key, label)]
     drawn = {}
     for name, curves in figures.items():
         figure = Figure(figsize=(6.4, 4.0), layout="constrained")
@@ -228,7 +231,7 @@ def plot_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         axes = figure.add_subplot()
         for key, label in curves:
             steps, values = series[key]
-            marker = "o" if len(steps) <= 30 or key.startswith("val/") else None
+            marker = "o" if len(steps) <= 30 or key.startswith(("val/", "eval/")) else None
             axes.plot(steps, values, label=label, marker=marker, markersize=3)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         steps = [step for key, _ in curves for step in series[key][0]]

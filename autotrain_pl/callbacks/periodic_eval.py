@@ -1,46 +1,45 @@
-"""``PeriodicEvalCallback``: generation metrics on the validation conversations during training.
+"""``PeriodicEvalCallback``: generation metrics (and perplexity) on held-out conversations.
 
 Loss says little about whether a model answers correctly, so this callback generates replies for
-the held-out conversations (``ChatDataModule.eval_conversations``) and scores them with
-``autotrain_pl.evaluation.generation.generate_and_score``, the same function the evaluator and
-the quickstart use. Each metric is logged as ``val/<metric>``.
+held-out conversations and scores them with ``autotrain_pl.evaluation.generation.
+generate_and_score``, the same function the evaluator and the quickstart use. The schedule (every
+validation run, every N steps or epochs, start and end) is ``ScheduledEvalCallback``'s.
 
-When it evaluates, and why there:
+Which conversations:
 
-- by default at every validation run, in ``on_validation_epoch_end``: the values are logged next
-  to ``val/loss``, so ``EarlyStopping``/``ModelCheckpoint`` (which check in ``on_validation_end``,
-  or in ``on_train_epoch_end`` after all other callbacks) and ``BestModelCallback`` see them;
-- with ``every_n_steps``: in ``on_train_batch_end`` after every N-th optimizer step, whatever
-  ``val_check_interval`` is. Monitors read the latest value at their next check, so align
-  ``val_check_interval`` with N when early stopping on it;
-- with ``every_n_epochs``: in ``on_train_epoch_end``, which Lightning runs before its monitoring
-  callbacks;
-- ``eval_at_start`` (``on_train_start``) and ``eval_at_end`` (``on_train_end``, while the model is
-  still on its device): Lightning forbids ``self.log`` at a fixed step there, so the values go to
-  the trainer's loggers directly (so ``metrics.jsonl`` has them) and into
-  ``trainer.callback_metrics`` (so ``BestModelCallback`` can keep the initial or final model).
-  The end evaluation reuses the last result when nothing trained since.
+- by default the data module's validation rows (``ChatDataModule.eval_conversations``), logged as
+  ``val/<metric>``. ``trainer.validate``/``trainer.test`` evaluate too (``val/`` or ``test/`` on
+  the test rows);
+- with ``data_path``, a held-out file of its own, separate from the validation set and logged
+  as ``eval/<metric>``. ``perplexity`` may then be named too: the token-weighted perplexity of
+  that file (``evaluation.evaluate_language_modeling``, the evaluator's), with the data module's
+  ``max_length`` and ``train_on``. (On the validation rows the objective already logs it as
+  ``val/ppl``.)
 
-``trainer.validate``/``trainer.test`` evaluate too (``val/`` or ``test/`` on the test rows).
+``save_predictions`` writes every evaluation's rows (prompt, reference, prediction, step) to
+``<default_root_dir>/predictions/step_<N>.jsonl`` (``<prefix>_step_<N>.jsonl`` for a prefix
+other than ``val``), on rank 0, gathered from all ranks in the held-out order.
 
 Distributed: every rank generates for its shard ``conversations[rank::world_size]`` and the
 torchmetrics states are summed across ranks in ``compute()``, so all ranks log the same value;
 no rank idles at a barrier. Ranks generate at their own pace, so FSDP/DeepSpeed stage 3 (whose
-forward passes must run in lockstep) is not supported.
+forward passes must run in lockstep) is not supported. Perplexity of a ``data_path`` is computed
+whole on every rank (the same value everywhere).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from autotrain_pl.callbacks.scheduled_eval import ScheduledEvalCallback, check_positive
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.evaluation.generation import generate_and_score
 from autotrain_pl.training.policy import PolicyHolder
@@ -54,29 +53,30 @@ class HeldOutConversations(Protocol):
 
 
 _NAME = "PeriodicEvalCallback"
+#: Metrics measured on tokens rather than generated text (only with ``data_path``).
+TOKEN_METRICS = frozenset({"perplexity"})
 
 
 def _positive(field: str, value: int | None, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise AutotrainError(f"{_NAME}.{field}={value!r} must be a positive integer")
+    check_positive(_NAME, field, value, allow_none)
 
 
-def check_metric_names(metrics: Sequence[str]) -> list[str]:
+def check_metric_names(metrics: Sequence[str], allow_perplexity: bool = False,
+                       allow_empty: bool = False) -> list[str]:
     """Fail at construction, before any model loads, on a metric name that cannot work."""
     from autotrain_pl.evaluation.metrics import available_metrics
 
-    if isinstance(metrics, str) or not metrics:
+    if isinstance(metrics, str) or not (metrics or allow_empty):
         raise AutotrainError(f"{_NAME}.metrics must be a non-empty list, e.g. [exact_match]")
     known = {name.lower() for name in available_metrics()}
     for name in metrics:
         if not isinstance(name, str):
             raise AutotrainError(f"{_NAME}.metrics: {name!r} is not a metric name")
-        if name.lower() == "perplexity":
+        if name.lower() in TOKEN_METRICS and not allow_perplexity:
             raise AutotrainError(
                 f"{_NAME}.metrics: perplexity scores tokens, not generated text, and the "
-                "objective already logs it as val/ppl; remove it from metrics"
+                "objective already logs it as val/ppl; remove it from metrics (or give a "
+                "data_path of its own to measure)"
             )
         if name.lower() not in known and "." not in name:
             raise AutotrainError(
@@ -86,30 +86,37 @@ def check_metric_names(metrics: Sequence[str]) -> list[str]:
     return list(metrics)
 
 
-class PeriodicEvalCallback(Callback):
-    """Generate replies for the validation conversations and log their metrics as ``val/<m>``.
+class PeriodicEvalCallback(ScheduledEvalCallback):
+    """Generate replies for held-out conversations and log their metrics (module docstring).
 
     Args:
-        metrics: text metric names (``exact_match``, ``bleu``, ``rougeL``, ``chrf``,
-            ``token_f1``, ``accuracy``, ... or an import path).
+        metrics: text metric names (``exact_match``, ``bleu``, ``rouge``, ``rougeL``, ``chrf``,
+            ``token_f1``, ``accuracy``, ... or an import path); with ``data_path`` also
+            ``perplexity``. Empty with ``save_predictions``: generate only to save.
         every_n_steps: evaluate after every N-th optimizer step instead of at validation runs.
         every_n_epochs: evaluate at the end of every N-th training epoch instead.
         eval_at_start: evaluate once before the first training step.
         eval_at_end: evaluate the final model when training ends.
-        limit: evaluate at most this many conversations (None: all). ``trainer.limit_val_batches``
-            caps it further (an int N allows N * ``batch_size``; a fraction, that share).
-        batch_size: prompts generated for at once.
+        limit: evaluate at most this many conversations (None: all). On the validation rows
+            ``trainer.limit_val_batches`` caps it further (an int N allows N * ``batch_size``;
+            a fraction, that share).
+        batch_size: prompts generated for (and, for perplexity, rows scored) at once.
         max_new_tokens: longest reply, in tokens (greedy decoding).
         num_samples_to_log: prompt/prediction/reference examples shown per evaluation, on the
             console and as text in loggers that take it (TensorBoard, W&B).
         metric_kwargs: per-metric arguments, e.g. ``{exact_match: {normalize: false}}``.
         summary: with ``eval_at_start`` and ``eval_at_end``, print one line
-            ``"{summary} before={x:.2f} after={y:.2f}"`` for the first metric when fit ends
-            (in ``teardown``, after the export, so it is the last line of the fit).
+            ``"{summary} before={x:.2f} after={y:.2f}"`` for the first metric when fit ends.
+        data_path: a held-out file of its own (jsonl, json, csv, parquet; the data module's
+            ``row_format`` and ``column_mapping``) instead of the validation rows.
+        prefix: logged names are ``<prefix>/<metric>``; default ``val``, or ``eval`` with
+            ``data_path``.
+        save_predictions: write each evaluation's predictions as JSONL (module docstring).
 
     Attributes:
         history: one dict per evaluation: ``step``, ``epoch``, ``when`` and the metric values.
         start_metrics, end_metrics: the values before and after training (unprefixed names).
+        predictions_paths: the JSONL files written (rank 0).
     """
 
     def __init__(
@@ -125,15 +132,15 @@ class PeriodicEvalCallback(Callback):
         num_samples_to_log: int = 3,
         metric_kwargs: dict[str, dict[str, Any]] | None = None,
         summary: str | None = None,
+        data_path: str | None = None,
+        prefix: str | None = None,
+        save_predictions: bool = False,
     ) -> None:
-        self.metrics = check_metric_names(metrics)
-        for field, value in (("every_n_steps", every_n_steps), ("every_n_epochs", every_n_epochs),
-                             ("limit", limit)):
-            _positive(field, value)
+        self.metrics = check_metric_names(metrics, allow_perplexity=data_path is not None,
+                                          allow_empty=bool(save_predictions))
+        _positive("limit", limit)
         for field, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
             _positive(field, value, allow_none=False)
-        if every_n_steps and every_n_epochs:
-            raise AutotrainError(f"{_NAME}: set every_n_steps or every_n_epochs, not both")
         if isinstance(num_samples_to_log, bool) or num_samples_to_log < 0:
             raise AutotrainError(f"{_NAME}.num_samples_to_log={num_samples_to_log!r} must be >= 0")
         unused = set(metric_kwargs or {}) - set(self.metrics)
@@ -142,106 +149,58 @@ class PeriodicEvalCallback(Callback):
                 f"{_NAME}.metric_kwargs has {sorted(unused)}, which are not in metrics; "
                 "add them to metrics or remove them"
             )
-        if summary is not None and not (eval_at_start and eval_at_end):
-            raise AutotrainError(
-                f"{_NAME}.summary compares before and after training; set eval_at_start=true "
-                "and eval_at_end=true"
-            )
-        self.every_n_steps = every_n_steps
-        self.every_n_epochs = every_n_epochs
-        self.eval_at_start = bool(eval_at_start)
-        self.eval_at_end = bool(eval_at_end)
+        if data_path is not None:
+            from autotrain_pl.data.sources import check_source_ref
+
+            check_source_ref(data_path, f"{_NAME}.data_path")
+        super().__init__(every_n_steps=every_n_steps, every_n_epochs=every_n_epochs,
+                         eval_at_start=eval_at_start, eval_at_end=eval_at_end,
+                         prefix=prefix or ("eval" if data_path else "val"), summary=summary)
         self.limit = limit
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.num_samples_to_log = num_samples_to_log
         self.metric_kwargs = {name: dict(kw) for name, kw in (metric_kwargs or {}).items()}
-        self.summary = summary
-        self.history: list[dict[str, Any]] = []
-        self.start_metrics: dict[str, float] | None = None
-        self.end_metrics: dict[str, float] | None = None
+        self.data_path = data_path
+        self.save_predictions = bool(save_predictions)
+        self.evaluates_test = data_path is None  # its own file has no test split
+        self.predictions_paths: list[Path] = []
         self._conversations: dict[str, list] = {}
-        self._last: tuple[int, dict[str, float]] | None = None  # (step, metrics) during fit
-        self._fit_finished = False
+        self._source = None  # the loaded data_path, for perplexity
 
-    # -- Lightning hooks --------------------------------------------------------------------
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    @property
+    def text_metrics(self) -> list[str]:
+        return [m for m in self.metrics if m.lower() not in TOKEN_METRICS]
+
+    # -- ScheduledEvalCallback --------------------------------------------------------------
+    def prepare(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._conversations = {}
+        self._source = None
         if stage == "fit":  # fail before training, not at the first evaluation
             self._eval_conversations(trainer, "validate")
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.start_metrics = self.end_metrics = self._last = None
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.eval_at_start:
-            self.start_metrics = self._evaluate(trainer, pl_module, "validate", "start")
-            self._publish(trainer, self.start_metrics)
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        step = trainer.global_step
-        if not self.every_n_steps or step == 0 or step % self.every_n_steps:
-            return
-        if self._last is not None and self._last[0] == step:  # later micro-batch, same step
-            return
-        metrics = self._evaluate(trainer, pl_module, "validate", "step")
-        # Log on every such step, not only on log_every_n_steps boundaries.
-        self._log(pl_module, metrics, "val", logger=False)
-        self._send_to_loggers(trainer, {f"val/{k}": v for k, v in metrics.items()})
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._log(pl_module, self._evaluate(trainer, pl_module, "validate", "epoch"), "val")
-
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        fitting = trainer.state.fn == "fit"
-        if fitting and (self.every_n_steps or self.every_n_epochs):
-            return
-        self._log(pl_module, self._evaluate(trainer, pl_module, "validate",
-                                            "validation" if fitting else "validate"), "val")
-
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._log(pl_module, self._evaluate(trainer, pl_module, "test", "test"), "test")
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self.eval_at_end:
-            return
-        if self._last is not None and self._last[0] == trainer.global_step:
-            self.end_metrics = dict(self._last[1])  # nothing trained since the last evaluation
-            return
-        self.end_metrics = self._evaluate(trainer, pl_module, "validate", "end")
-        self._publish(trainer, self.end_metrics)
-
-    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._fit_finished = True
-
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        # Printed here, after the objective's export in on_fit_end, so it is the fit's last line.
-        trained = self.start_metrics is not None and self.end_metrics is not None
-        # A resumed run that had already finished trains (and evaluates) nothing: no summary.
-        if stage == "fit" and self._fit_finished and self.summary is not None and trained:
-            bar = trainer.progress_bar_callback
-            if isinstance(bar, RichProgressBar):  # it renders its last frame when it stops
-                bar.teardown(trainer, pl_module, stage)  # idempotent
-            if trainer.is_global_zero:
-                print(self.summary_line(), flush=True)
-        self._fit_finished = False
-
-    # -- results ----------------------------------------------------------------------------
-    def summary_line(self) -> str:
-        """``"{summary} before={x:.2f} after={y:.2f}"`` for the first metric."""
-        if self.start_metrics is None or self.end_metrics is None:
-            raise AutotrainError(f"{_NAME}: no before/after values yet; call after fit")
-        key = next(iter(self.start_metrics))
-        return (f"{self.summary} before={self.start_metrics[key]:.2f} "
-                f"after={self.end_metrics[key]:.2f}")
+    def evaluate(self, trainer: Trainer, pl_module: LightningModule, stage: str,
+                 when: str) -> dict[str, float]:
+        if not isinstance(pl_module, PolicyHolder) or pl_module.renderer is None:
+            raise AutotrainError(
+                f"{_NAME} needs an autotrain_pl objective with a tokenizer and renderer "
+                "(trained on a ChatDataModule)"
+            )
+        conversations = self._eval_conversations(trainer, stage)
+        count = self._effective_limit(trainer, len(conversations), stage)
+        metrics: dict[str, float] = {}
+        if len(self.text_metrics) < len(self.metrics):
+            metrics.update(self._perplexity(trainer, pl_module, count))
+        if self.text_metrics or self.save_predictions:
+            metrics.update(self._generate(trainer, pl_module, conversations[:count], stage))
+        return metrics
 
     # -- evaluation -------------------------------------------------------------------------
     def _eval_conversations(self, trainer: Trainer, stage: str) -> list:
         if stage not in self._conversations:
+            if self.data_path is not None:
+                self._conversations[stage] = self._read_own_data(trainer)
+                return self._conversations[stage]
             datamodule = trainer.datamodule
             if not isinstance(datamodule, HeldOutConversations):
                 raise AutotrainError(
@@ -255,8 +214,32 @@ class PeriodicEvalCallback(Callback):
             self._conversations[stage] = conversations
         return self._conversations[stage]
 
+    def _read_own_data(self, trainer: Trainer) -> list:
+        from autotrain_pl.data.reading import read_source
+        from autotrain_pl.evaluation.rows import source_records
+        from autotrain_pl.rendering import Conversation, Preference
+
+        datamodule = trainer.datamodule
+        self._source = read_source(self.data_path,
+                                   column_mapping=getattr(datamodule, "column_mapping", None))
+        conversations = []
+        for record in source_records(self._source, self._row_format(trainer)):
+            if isinstance(record, Preference):
+                record = Conversation(record.prompt + record.chosen, record.metadata)
+            if not isinstance(record, Conversation):
+                raise AutotrainError(f"{_NAME}.data_path={self.data_path!r} holds plain text; "
+                                     "held-out evaluation needs chat rows")
+            conversations.append(record)
+        return conversations
+
+    @staticmethod
+    def _row_format(trainer: Trainer) -> str:
+        return str(getattr(trainer.datamodule, "row_format", "auto"))
+
     def _effective_limit(self, trainer: Trainer, available: int, stage: str) -> int:
         limit = available if self.limit is None else min(self.limit, available)
+        if self.data_path is not None:  # the trainer's caps are for its own loaders
+            return limit
         cap = trainer.limit_test_batches if stage == "test" else trainer.limit_val_batches
         if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 1:
             limit = min(limit, cap * self.batch_size)
@@ -264,18 +247,32 @@ class PeriodicEvalCallback(Callback):
             limit = min(limit, max(1, math.ceil(cap * available)))
         return limit
 
-    def _evaluate(self, trainer: Trainer, pl_module: LightningModule, stage: str,
-                  when: str) -> dict[str, float]:
+    def _perplexity(self, trainer: Trainer, pl_module: LightningModule,
+                    count: int) -> dict[str, float]:
+        """Token-weighted perplexity of the first ``count`` rows of ``data_path``."""
+        from autotrain_pl.data.sources import LoadedSource
+        from autotrain_pl.evaluation.config import EvaluationConfig
+        from autotrain_pl.evaluation.evaluator import evaluate_language_modeling
+
+        datamodule = trainer.datamodule
+        config = EvaluationConfig(
+            task="language_modeling", data_path=self.data_path, batch_size=self.batch_size,
+            max_length=getattr(datamodule, "max_length", None),
+            train_on=str(getattr(datamodule, "train_on", "last_assistant_message")),
+            row_format=self._row_format(trainer),
+        )
+        source = self._source
+        if count < len(source.dataset):
+            source = LoadedSource(source.dataset.select(range(count)), source.locator,
+                                  source.splits)
+        values, _, _ = evaluate_language_modeling(pl_module.model, pl_module.tokenizer,
+                                                  pl_module.renderer, config, source=source)
+        return {"perplexity": values["perplexity"]}
+
+    def _generate(self, trainer: Trainer, pl_module: LightningModule, chosen: list,
+                  stage: str) -> dict[str, float]:
         from autotrain_pl.generation import SamplingConfig
 
-        if not isinstance(pl_module, PolicyHolder) or pl_module.renderer is None:
-            raise AutotrainError(
-                f"{_NAME} needs an autotrain_pl objective with a tokenizer and renderer "
-                "(trained on a ChatDataModule)"
-            )
-        model, tokenizer, renderer = pl_module.model, pl_module.tokenizer, pl_module.renderer
-        conversations = self._eval_conversations(trainer, stage)
-        chosen = conversations[: self._effective_limit(trainer, len(conversations), stage)]
         if len(chosen) < trainer.world_size:
             raise AutotrainError(
                 f"{_NAME}.limit leaves {len(chosen)} conversations for {trainer.world_size} "
@@ -285,38 +282,33 @@ class PeriodicEvalCallback(Callback):
         sampling = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=0.0)
         with torch.no_grad():
             scores = generate_and_score(
-                model, tokenizer, renderer, shard, self.metrics, sampling=sampling,
-                batch_size=self.batch_size, metric_kwargs=self.metric_kwargs or None,
+                pl_module.model, pl_module.tokenizer, pl_module.renderer, shard,
+                self.text_metrics, sampling=sampling, batch_size=self.batch_size,
+                metric_kwargs=self.metric_kwargs or None,
             )
-        metrics = {name: float(value) for name, value in scores.metrics.items()}
+        prefix = self.log_prefix(stage)
         step = trainer.global_step
-        self.history.append({"step": step, "epoch": trainer.current_epoch, "when": when,
-                             **metrics})
-        if trainer.state.fn == "fit":
-            self._last = (step, metrics)
-        prefix = "test" if stage == "test" else "val"
         self._log_samples(trainer, scores.records, prefix, step)
-        return metrics
+        if self.save_predictions:
+            self._write_predictions(trainer, scores.records, prefix, step)
+        return {name: float(value) for name, value in scores.metrics.items()}
 
     # -- reporting --------------------------------------------------------------------------
-    def _log(self, pl_module: LightningModule, metrics: dict[str, float], prefix: str,
-             logger: bool = True) -> None:
-        for name, value in metrics.items():
-            # Already reduced over ranks by torchmetrics, so no sync_dist.
-            pl_module.log(f"{prefix}/{name}", value, logger=logger, sync_dist=False, batch_size=1)
+    def predictions_path(self, trainer: Trainer, prefix: str, step: int) -> Path:
+        name = f"step_{step}.jsonl" if prefix == "val" else f"{prefix}_step_{step}.jsonl"
+        return Path(trainer.default_root_dir) / "predictions" / name
 
-    def _publish(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        """Values from hooks that cannot ``self.log``: to the loggers and to the monitors."""
-        prefixed = {f"val/{name}": value for name, value in metrics.items()}
-        self._send_to_loggers(trainer, prefixed)
-        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in prefixed.items()})
+    def _write_predictions(self, trainer: Trainer, records: list[dict[str, Any]], prefix: str,
+                           step: int) -> None:
+        from autotrain_pl.evaluation.evaluator import write_jsonl
 
-    @staticmethod
-    def _send_to_loggers(trainer: Trainer, metrics: dict[str, float]) -> None:
-        # Optimizer steps done: the public counter closest to the step Lightning logs at.
-        step = trainer.global_step
-        for logger in trainer.loggers:
-            logger.log_metrics({**metrics, "epoch": trainer.current_epoch}, step=step)
+        records = _gather_in_order(trainer, records)
+        if not trainer.is_global_zero:
+            return
+        rows = [{"prompt": r["prompt"], "reference": r["reference"],
+                 "prediction": r["prediction"], "step": step} for r in records]
+        self.predictions_paths.append(write_jsonl(self.predictions_path(trainer, prefix, step),
+                                                  rows))
 
     def _log_samples(self, trainer: Trainer, records: list[dict[str, Any]], prefix: str,
                      step: int) -> None:
@@ -345,3 +337,17 @@ def _prompt_text(prompt: list[dict[str, Any]]) -> str:
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _gather_in_order(trainer: Trainer, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every rank's records (rank r held rows r, r + W, ...), back in the held-out order."""
+    world = trainer.world_size
+    if world == 1 or not torch.distributed.is_available() or \
+            not torch.distributed.is_initialized():
+        return list(records)
+    shards: list[list[dict[str, Any]]] = [[] for _ in range(world)]
+    torch.distributed.all_gather_object(shards, list(records))
+    ordered = []
+    for index in range(max(len(shard) for shard in shards)):
+        ordered += [shard[index] for shard in shards if index < len(shard)]
+    return ordered

@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aitrain eval",
         description="Evaluate a model on a benchmark (mmlu, hellaswag, arc_easy, arc_challenge, "
-        "truthfulqa_mc1, truthfulqa_mc2), by generation metrics, or by perplexity.",
+        "truthfulqa_mc1, truthfulqa_mc2; arc and truthfulqa mean arc_challenge and "
+        "truthfulqa_mc2, as on the Open LLM Leaderboard), by generation metrics, or by "
+        "perplexity (perplexity beside text metrics: both in one run).",
     )
     parser.add_argument("--model", required=True,
                         help="builtin:<name>, a model dir, an exported run, or a hub id")
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default: benchmark with --benchmark, else generation when text "
                         "metrics are named, else language_modeling")
     parser.add_argument("--metrics", help="comma-separated metric names, e.g. bleu,rougeL: "
-                        "perplexity, bleu, sacrebleu, chrf, chrf++, rouge1, rouge2, rougeL, "
+                        "perplexity, bleu, sacrebleu, chrf, chrf++, rouge (rouge1, rouge2 and "
+                        "rougeL together), rouge1, rouge2, rougeL, "
                         "rougeLsum, meteor, bertscore, exact_match, f1 (SQuAD token F1 of the "
                         "answer; same as token_f1), accuracy, f1_macro, f1_micro (class labels), "
                         "or an import path")

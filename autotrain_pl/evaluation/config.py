@@ -21,9 +21,12 @@ class EvaluationConfig:
     Attributes:
         task: ``language_modeling``, ``generation`` or ``benchmark``; None infers it (a
             ``benchmark`` name means benchmark, text metrics mean generation).
-        data_path: chat data (file, folder, dataset name); for benchmarks a local copy in the
-            hub layout or None for the hub dataset.
-        metrics: metric names; default ``[perplexity]`` or ``[bleu, rougeL]``.
+        data_path: chat data (file, folder, dataset name) for ``Evaluator.run()``
+            (``Evaluator.evaluate(rows)`` takes rows instead); for benchmarks a local copy in
+            the hub layout or None for the hub dataset.
+        metrics: metric names, a list or a comma string; default ``[perplexity]`` or
+            ``[bleu, rougeL]``. ``rouge`` means rouge1, rouge2 and rougeL. Token metrics
+            (``perplexity``) beside text metrics are measured in the same generation run.
         batch_size: samples (benchmarks: questions) per forward or ``generate`` call.
         limit: evaluate only the first ``limit`` samples.
         chat_format: renderer when the model's export records none (None: export, else auto).
@@ -94,10 +97,7 @@ class EvaluationConfig:
             raise AutotrainError(f"{opt('num_fewshot')}={self.num_fewshot!r} must be 0 or more")
         if self.task == "benchmark":
             self._check_benchmark()
-        else:
-            if not self.data_path:
-                raise AutotrainError(f"{option_setting('task', self.task)} needs "
-                                     f"{opt('data_path')} (the evaluation data)")
+        else:  # data_path is checked by Evaluator.run(): evaluate(rows) needs none
             if self.benchmark:
                 raise AutotrainError(f"{opt('benchmark')}={self.benchmark!r} needs "
                                      f"{option_setting('task', 'benchmark')}")
@@ -124,10 +124,11 @@ class EvaluationConfig:
             wrong = [m for m in builtin if _key(m) not in TOKEN_METRICS]
             fix = option_setting("task", "generation")
             kind = "score generated text, not tokens"
-        else:
-            wrong = [m for m in builtin if _key(m) in TOKEN_METRICS]
+        else:  # token metrics beside text metrics are measured in the same run
+            text = [m for m in self.metrics if _key(m) not in TOKEN_METRICS]
+            wrong = [] if text else builtin
             fix = option_setting("task", "language_modeling")
-            kind = "score tokens, not generated text"
+            kind = "score tokens, not generated text (add a text metric to measure both)"
         if wrong:
             raise AutotrainError(
                 f"{opt('metrics')}: {wrong} {kind}, so they do not apply to task "

@@ -6,9 +6,14 @@
   targets and skips padding and untrained tokens. The number therefore matches ``exp`` of the
   validation loss a fit logs on the same data.
 - ``generation``: replies through ``evaluation.generation.generate_and_score`` (greedy unless
-  ``sampling`` says otherwise), scored by text metrics.
+  ``sampling`` says otherwise), scored by text metrics. Token metrics named beside them
+  (``[perplexity, bleu, rouge]``) are measured on the same rows in the same run, exactly as the
+  ``language_modeling`` task measures them.
 - ``benchmark``: a multiple-choice benchmark scored by log-likelihood
   (``evaluation.benchmarks``), on plain-text prompts as lm-evaluation-harness does.
+
+``run()`` reads ``data_path``; ``evaluate(rows)`` takes rows in memory (a list or a
+``datasets.Dataset``, see ``evaluation.rows``) and reports the same numbers for the same rows.
 """
 
 from __future__ import annotations
@@ -60,27 +65,49 @@ class Evaluator:
         self._loaded: tuple[Any, Any, Any, str | None] | None = None
 
     def run(self) -> EvaluationResult:
-        """Read the data and build the metrics, then load the model and evaluate.
+        """Evaluate ``config.data_path`` (or the benchmark): read the data and build the metrics,
+        then load the model and evaluate.
 
         Data and metric problems (an empty file, an unknown column layout, a BERTScore model
         that is not there) therefore fail before the model loads.
         """
+        if self.config.task != "benchmark" and not self.config.data_path:
+            from autotrain_pl.data.validation import option_name, option_setting
+
+            raise AutotrainError(
+                f"{option_setting('task', self.config.task)} needs {option_name('data_path')} "
+                "(the evaluation data), or pass the rows to Evaluator.evaluate(rows)"
+            )
+        return self._run(None)
+
+    def evaluate(self, dataset: Any) -> EvaluationResult:
+        """Evaluate rows held in memory; the same numbers ``run()`` gives for the same rows.
+
+        Args:
+            dataset: a list of row dicts in any row format (``{"messages": [...]}``,
+                ``{"prompt": .., "completion": ..}``...), of message lists or of
+                ``Conversation`` objects; or a ``datasets.Dataset``. ``config.limit``,
+                ``row_format`` and ``column_mapping`` apply as to a file.
+        """
+        from autotrain_pl.evaluation.rows import in_memory_source
+
+        if self.config.task == "benchmark":
+            raise AutotrainError("a benchmark reads its own data (data_path or the hub); call "
+                                 "run() for it")
+        return self._run(in_memory_source(dataset, self.config.limit,
+                                          self.config.column_mapping))
+
+    def _run(self, source) -> EvaluationResult:
         start = time.perf_counter()
         task = self.config.task
-        prepared = self._prepare() if task != "benchmark" else None
+        prepared = self._prepare(source) if task != "benchmark" else None
         prepared_at = time.perf_counter()
         model, tokenizer, renderer, model_ref = self.load()
         loaded = time.perf_counter()
-        if task == "language_modeling":
-            source, metric_objects = prepared
-            metrics, details, records = evaluate_language_modeling(
-                model, tokenizer, renderer, self.config, source=source, metrics=metric_objects)
-        elif task == "generation":
-            conversations, metric_objects = prepared
-            metrics, details, records = self._generation(model, tokenizer, renderer,
-                                                         conversations, metric_objects)
-        else:
+        if task == "benchmark":
             metrics, details, records = self._benchmark(model, tokenizer)
+        else:
+            metrics, details, records = self._chat_task(model, tokenizer, renderer, *prepared)
         done = time.perf_counter()
         if self.config.predictions_path and records is not None:
             details["predictions_path"] = str(write_jsonl(self.config.predictions_path, records))
@@ -153,52 +180,66 @@ class Evaluator:
         return model, tokenizer, renderer, ref
 
     # -- tasks --------------------------------------------------------------------------------
-    def _prepare(self) -> tuple[Any, dict[str, Any]]:
-        """The task's data (conversations or a loaded source) and its built metrics."""
+    def _prepare(self, source=None) -> tuple[Any, list | None, dict[str, Any], dict[str, Any]]:
+        """The data and the built metrics, before any model loads: ``(source, conversations or
+        None, token metrics, text metrics)``. ``source`` (rows in memory) or ``data_path``."""
+        from autotrain_pl.data.reading import read_source, source_format
         from autotrain_pl.evaluation.metrics import build_metric_collection
 
         config = self.config
-        if config.task == "generation":
-            data = self._conversations()
-        else:
-            from autotrain_pl.data.reading import read_source, source_format
+        if source is None:
+            source = read_source(config.data_path, split=config.split, subset=config.subset,
+                                 column_mapping=config.column_mapping, max_samples=config.limit)
+        source_format(source, config.row_format)  # an unknown layout fails here
+        metrics = build_metric_collection(config.metrics, config.metric_kwargs)
+        token = {name: m for name, m in metrics.items() if m.kind == "token"}
+        text = {name: m for name, m in metrics.items() if m.kind != "token"}
+        conversations = self._conversations(source) if text else None
+        return source, conversations, token, text
 
-            data = read_source(config.data_path, split=config.split, subset=config.subset,
-                               column_mapping=config.column_mapping, max_samples=config.limit)
-            source_format(data, config.row_format)  # an unknown layout fails here
-        return data, build_metric_collection(config.metrics, config.metric_kwargs)
-
-    def _conversations(self) -> list:
-        from autotrain_pl.data import load_conversations
+    def _conversations(self, source) -> list:
         from autotrain_pl.data.validation import option_setting
+        from autotrain_pl.evaluation.rows import source_records
         from autotrain_pl.rendering import Conversation, Preference
 
-        config = self.config
         conversations = []
-        for record in load_conversations(config.data_path, row_format=config.row_format,
-                                         column_mapping=config.column_mapping,
-                                         split=config.split, subset=config.subset,
-                                         max_samples=config.limit):
+        for record in source_records(source, self.config.row_format):
             if isinstance(record, Preference):
                 record = Conversation(record.prompt + record.chosen, record.metadata)
             if not isinstance(record, Conversation):
                 raise AutotrainError(
-                    f"{config.data_path}: generation needs chat rows (messages or prompt and "
+                    f"{source.locator.name}: generation needs chat rows (messages or prompt and "
                     "completion), not plain text; use "
                     f"{option_setting('task', 'language_modeling')} for text"
                 )
             conversations.append(record)
         return conversations
 
-    def _generation(self, model, tokenizer, renderer, conversations=None, metrics=None):
+    def _chat_task(self, model, tokenizer, renderer, source, conversations, token_metrics,
+                   text_metrics) -> tuple[dict[str, float], dict[str, Any], list | None]:
+        """Token metrics (perplexity) and text metrics (generation) of the same rows."""
+        metrics: dict[str, float] = {}
+        details: dict[str, Any] = {}
+        records = None
+        if token_metrics:
+            values, lm_details, _ = evaluate_language_modeling(
+                model, tokenizer, renderer, self.config, source=source, metrics=token_metrics)
+            metrics.update(values)
+            details.update(lm_details)
+        if text_metrics:
+            values, generation_details, records = self._generation(
+                model, tokenizer, renderer, conversations, text_metrics)
+            metrics.update(values)
+            details.update(generation_details)
+        details["source"] = self.config.data_path or source.locator.name
+        return metrics, details, records
+
+    def _generation(self, model, tokenizer, renderer, conversations, metrics):
         from autotrain_pl.evaluation.generation import generate_and_score
 
         config = self.config
-        if conversations is None:
-            conversations = self._conversations()
         scores = generate_and_score(
-            model, tokenizer, renderer, conversations,
-            config.metrics if metrics is None else metrics, sampling=config.sampling,
+            model, tokenizer, renderer, conversations, metrics, sampling=config.sampling,
             batch_size=config.batch_size, limit=config.limit, metric_kwargs=config.metric_kwargs,
         )
         details = {"num_samples": len(scores.records), "source": config.data_path}

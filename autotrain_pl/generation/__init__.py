@@ -2,7 +2,7 @@
 
 from autotrain_pl.generation.async_completers import AsyncMessageCompleter, AsyncTokenCompleter
 from autotrain_pl.generation.batcher import RequestBatcher
-from autotrain_pl.generation.chat_session import ChatSession
+from autotrain_pl.generation.chat_session import ChatSession, create_chat_session
 from autotrain_pl.generation.factory import create_completer
 from autotrain_pl.generation.message_completer import MessageCompleter, stream_messages
 from autotrain_pl.generation.sampling import SamplingConfig
@@ -16,5 +16,5 @@ from autotrain_pl.generation.token_completer import (
 __all__ = [
     "AsyncMessageCompleter", "AsyncTokenCompleter", "ChatSession", "MessageCompleter",
     "RequestBatcher", "SamplingConfig", "StopReason", "TokenCompleter", "TokenCompletion",
-    "create_completer", "stream_messages", "stream_tokens",
+    "create_chat_session", "create_completer", "stream_messages", "stream_tokens",
 ]

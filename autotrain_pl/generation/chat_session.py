@@ -4,6 +4,9 @@ The full history is kept (and saved); what is sent to the model is the system pr
 newest turns that fit ``max_context_tokens`` together with room for the reply
 (``sampling.max_new_tokens``). Whole user/assistant turns are dropped oldest first, so the window
 always starts with a user message and the system prompt is never dropped.
+
+``create_chat_session("builtin:tiny").chat("Hello!")`` loads a model (``create_completer``) and
+starts a session with the model's context length as the budget.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class ChatSession:
         reply = self.completer(context, sampling)
         self.history += [Message("user", text), reply]
         return reply
+
+    def chat(self, text: str, sampling: SamplingConfig | None = None) -> str:
+        """Say ``text``; the reply's text (``send`` returns the whole ``Message``)."""
+        return self.send(text, sampling).content
 
     def stream(self, text: str, sampling: SamplingConfig | None = None) -> Iterator[str]:
         """Like ``send`` but yields the reply as text chunks; records it when done."""
@@ -139,3 +146,36 @@ class ChatSession:
         self.system_prompt = data.get("system_prompt")
         self.max_context_tokens = data.get("max_context_tokens", self.max_context_tokens)
         self.history = history
+
+
+def create_chat_session(
+    model_ref: str,
+    *,
+    system_prompt: str | None = None,
+    chat_format: str | None = None,
+    sampling: SamplingConfig | None = None,
+    max_context_tokens: int | None = None,
+    dtype: str = "float32",
+    device: str | None = None,
+    **load_options,
+) -> ChatSession:
+    """Load ``model_ref`` for chat and start a ``ChatSession``: ``session.chat("Hello!")``.
+
+    Args:
+        model_ref: ``builtin:<name>``, a local HF directory, an exported run, or a hub id.
+        system_prompt: optional system message, always first in the context.
+        chat_format: renderer when the export records none (``create_completer``).
+        sampling: decoding options for every reply (default: ``SamplingConfig()``).
+        max_context_tokens: prompt plus reply budget; None: the model's context length
+            (``max_position_embeddings``), so a long chat drops its oldest turns instead of
+            failing.
+        dtype, device, **load_options: as for ``create_completer``.
+    """
+    from autotrain_pl.generation.factory import create_completer
+
+    completer = create_completer(model_ref, kind="message", chat_format=chat_format,
+                                 dtype=dtype, device=device, **load_options)
+    if max_context_tokens is None:
+        max_context_tokens = getattr(completer.model.config, "max_position_embeddings", None)
+    return ChatSession(completer, system_prompt=system_prompt,
+                       max_context_tokens=max_context_tokens, sampling=sampling)

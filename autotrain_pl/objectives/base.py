@@ -93,10 +93,21 @@ class ObjectiveModule(LightningModule):
             ``train/skipped_steps``.
         export: write ``<default_root_dir>/export`` at the end of fit.
         export_mode: ``merged`` (LoRA folded in), ``adapter`` (adapter only) or ``full``.
-        use_enhanced_eval: seed-style switch: add generation metrics and a metrics file through
-            ``configure_callbacks`` (see ``autotrain_pl.callbacks.enhanced_eval``).
-        eval_metrics: with ``use_enhanced_eval``, e.g. ``[perplexity, bleu, rougeL]``.
-        eval_steps: with ``use_enhanced_eval``, generate every N steps (default: each validation).
+        use_enhanced_eval: seed-style switch: add generation metrics, held-out and benchmark
+            evaluation and a metrics file through ``configure_callbacks`` (see
+            ``autotrain_pl.callbacks.enhanced_eval``). The ``eval_*`` keys below need it.
+        eval_metrics: a list or a comma string, e.g. ``perplexity,bleu,rouge`` (``rouge``:
+            rouge1, rouge2 and rougeL); default ``[perplexity]``.
+        eval_steps: evaluate every N optimizer steps (default: at each validation run).
+        eval_batch_size: prompts generated for (rows scored) at once.
+        eval_dataset_path: a held-out file of its own, evaluated besides the validation rows and
+            logged as ``eval/<metric>`` (perplexity included).
+        eval_save_predictions: write ``<default_root_dir>/predictions/step_<N>.jsonl``.
+        eval_benchmark: a multiple-choice benchmark scored at each evaluation (``arc``:
+            ARC-Challenge, ``truthfulqa``: TruthfulQA MC2, ``mmlu``, ``hellaswag``...).
+        eval_benchmark_data: its local copy in the hub layout (None: the hub dataset).
+        eval_benchmark_num_fewshot: k-shot (None: the Open LLM Leaderboard's, e.g. 25 for arc).
+        eval_benchmark_limit: score only the first N questions at each evaluation.
     """
 
     def __init__(
@@ -121,13 +132,26 @@ class ObjectiveModule(LightningModule):
         export: bool = True,
         export_mode: str = "merged",
         use_enhanced_eval: bool = False,
-        eval_metrics: list[str] | None = None,
+        eval_metrics: list[str] | str | None = None,
         eval_steps: int | None = None,
+        eval_batch_size: int = 8,
+        eval_dataset_path: str | None = None,
+        eval_save_predictions: bool = False,
+        eval_benchmark: str | None = None,
+        eval_benchmark_data: str | None = None,
+        eval_benchmark_num_fewshot: int | None = None,
+        eval_benchmark_limit: int | None = None,
     ) -> None:
         super().__init__()
         from autotrain_pl.callbacks.enhanced_eval import check_enhanced_eval
 
-        check_enhanced_eval(use_enhanced_eval, eval_metrics, eval_steps)
+        check_enhanced_eval(
+            use_enhanced_eval, eval_metrics, eval_steps, eval_batch_size=eval_batch_size,
+            eval_dataset_path=eval_dataset_path, eval_save_predictions=eval_save_predictions,
+            eval_benchmark=eval_benchmark, eval_benchmark_data=eval_benchmark_data,
+            eval_benchmark_num_fewshot=eval_benchmark_num_fewshot,
+            eval_benchmark_limit=eval_benchmark_limit,
+        )
         if learning_rate <= 0:
             raise AutotrainError(f"model.learning_rate={learning_rate} must be > 0 (e.g. 2e-4)")
         if weight_decay < 0:
@@ -142,7 +166,10 @@ class ObjectiveModule(LightningModule):
                 "drop quantization"
             )
         lr_lambda(lr_scheduler, 0, 1)  # validates the schedule name before any model loads
-        self.save_hyperparameters()
+        # ChatDataModule has an eval_batch_size of its own (its eval loaders'); Lightning refuses
+        # to log two different values under one key, so this one stays out of hparams.
+        self.save_hyperparameters(ignore=["eval_batch_size"])
+        self.eval_batch_size = eval_batch_size
         model = self.load_policy(
             model_name_or_path,
             dtype=dtype,
@@ -394,9 +421,19 @@ class ObjectiveModule(LightningModule):
         """Eval callbacks for ``use_enhanced_eval=True``; Lightning merges them with the trainer's."""
         if not self.hparams.get("use_enhanced_eval"):
             return []
-        from autotrain_pl.callbacks.enhanced_eval import enhanced_eval_callbacks
+        from autotrain_pl.callbacks.enhanced_eval import (
+            EnhancedEvalOptions,
+            enhanced_eval_callbacks,
+            has_validation_data,
+        )
 
-        return enhanced_eval_callbacks(self.hparams.eval_metrics, self.hparams.eval_steps)
+        trainer = self._trainer  # None when called outside a fit
+        datamodule = trainer.datamodule if trainer is not None else None
+        options = {key: self.hparams[key] for key in EnhancedEvalOptions.keys()
+                   if key in self.hparams}
+        options["eval_batch_size"] = getattr(self, "eval_batch_size", 8)
+        return enhanced_eval_callbacks(**options,
+                                       has_validation=has_validation_data(datamodule))
 
     # -- export -------------------------------------------------------------------------------
     def export_dir(self) -> Path:

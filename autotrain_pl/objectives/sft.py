@@ -197,11 +197,16 @@ class DistillationModule(SFTModule):
         student_prompt_template: the student's user message (default: the input alone).
         teacher_system_prompt: the teacher's system message (``None``: the data's; ``""``: none).
         student_system_prompt: the student's system message, same rules.
-        response_source: ``dataset`` (the rows' replies), ``teacher`` (generated once by the
-            teacher behind its template, cached as JSONL) or ``on_policy`` (a share ``lmbda`` of
-            batches is sampled from the current student; the rest use the rows' replies).
+        response_source: ``auto`` (default: ``teacher`` when the data holds no replies, i.e.
+            prompts only; ``dataset`` when it does; the choice is logged), ``dataset`` (the
+            rows' replies), ``teacher`` (generated once by the teacher behind its template,
+            cached as JSONL) or ``on_policy`` (a share ``lmbda`` of batches is sampled from the
+            current student; the rest use the rows' replies).
         lmbda: share of on-policy batches for ``response_source: on_policy``.
-        distill_max_teacher_length: most tokens per generated reply (teacher or student).
+        distill_max_teacher_length: most tokens per generated reply (teacher or student),
+            default 512. The teacher's replies are training targets, and a reply cut at the
+            limit (dropped, with a warning) would teach the student to stop mid-answer;
+            generation stops at the end of turn, so short replies cost nothing extra.
         teacher_sampling: ``SamplingConfig`` keys for teacher replies (default greedy).
         student_sampling: ``SamplingConfig`` keys for on-policy samples (default temperature 1).
         kd_top_k: keep only the teacher's top-k logits, renormalized.
@@ -232,9 +237,9 @@ class DistillationModule(SFTModule):
         student_prompt_template: str = "{input}",
         teacher_system_prompt: str | None = None,
         student_system_prompt: str | None = None,
-        response_source: str = "dataset",
+        response_source: str = "auto",
         lmbda: float = 0.5,
-        distill_max_teacher_length: int = 256,
+        distill_max_teacher_length: int = 512,
         teacher_sampling: dict[str, Any] | None = None,
         student_sampling: dict[str, Any] | None = None,
         kd_top_k: int | None = None,

@@ -3,7 +3,8 @@
 Each renderer reproduces, token segment by token segment, the text of the chat template published
 with the model on the Hugging Face hub (``chat_template()`` returns that template):
 
-- ``llama2`` (meta-llama/Llama-2-7b-chat-hf)::
+- ``llama2`` (meta-llama/Llama-2-7b-chat-hf; also ``chat_format: llama``, the original autotrain's
+  name for it)::
 
       <s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {assistant} </s><s>[INST] {user} [/INST]
 
@@ -178,8 +179,16 @@ class _InstRenderer(Renderer):
         return [[self.eos_id()]]
 
 
-@register_renderer("llama2")
+@register_renderer("llama2", "llama")
 class Llama2Renderer(_InstRenderer):
+    """The Llama-2 chat format: ``<s>[INST] <<SYS>>...<</SYS>> user [/INST] reply </s>``.
+
+    Also selectable as ``chat_format: llama``: the original autotrain's ``ChatFormat.LLAMA``
+    (and its ``--chat-format llama``) renders ``[INST]``/``<<SYS>>`` turns, i.e. this format.
+    Unlike that renderer, no default system prompt is inserted when the data has none, as in
+    the template published with Llama-2-chat.
+    """
+
     name = "llama2"
 
     def prelude(self) -> str:

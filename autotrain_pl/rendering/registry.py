@@ -1,12 +1,15 @@
 """Chat formats by name: ``chat_format: llama3`` in a config, or a user's class by import path.
 
-- ``register_renderer("name")`` is a class decorator that adds a ``Renderer`` subclass under a name.
+- ``register_renderer("name", *aliases)`` is a class decorator that adds a ``Renderer`` subclass
+  under a name (and other names for the same format).
 - ``renderer_class(name)`` looks a format up without a tokenizer, so config validation can fail
   fast on an unknown ``chat_format``.
 - ``get_renderer(name, tokenizer, token_weights=None)`` builds the renderer.
 - A name with a dot (``my_pkg.formats.MyRenderer``) is imported with
   ``autotrain_pl.importing.import_object``; user code is never run through ``eval``/``exec``.
 - ``CHAT_FORMATS`` is the ``autotrain_pl.registry.Registry`` behind these functions.
+- An alias (``llama`` for ``llama2``) builds the same renderer, whose ``name`` (recorded in an
+  export) is the format's own; the first use of an alias logs which format it means.
 - ``add_missing_special_tokens(tokenizer, renderer_cls)`` adds the format's special tokens that the
   tokenizer lacks. **The caller must then resize the model's embeddings to ``len(tokenizer)``**
   (``model.resize_token_embeddings(len(tokenizer))``); ``autotrain_pl.models`` does this when it
@@ -16,10 +19,15 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 
 from autotrain_pl.registry import Registry
 from autotrain_pl.rendering.base import Renderer, has_single_token
+
+log = logging.getLogger(__name__)
+#: Aliases already reported in the log (each is named once per process).
+_REPORTED_ALIASES: set[str] = set()
 
 
 def _is_renderer_class(obj: object) -> bool:
@@ -46,9 +54,10 @@ CHAT_FORMATS: Registry[type] = Registry(
 )
 
 
-def register_renderer(name: str) -> Callable[[type], type]:
-    """Class decorator: make a renderer selectable as ``chat_format=name`` (case-insensitive)."""
-    register = CHAT_FORMATS.register(name)
+def register_renderer(name: str, *aliases: str) -> Callable[[type], type]:
+    """Class decorator: make a renderer selectable as ``chat_format=name`` (case-insensitive),
+    and as each of ``aliases`` (other names users know the same format by)."""
+    register = CHAT_FORMATS.register(name, *aliases)
 
     def decorator(cls: type) -> type:
         register(cls)
@@ -66,7 +75,14 @@ def available_formats() -> list[str]:
 
 def renderer_class(name: str) -> type:
     """The renderer class for a registered name or a ``package.module.Class`` import path."""
-    return CHAT_FORMATS.get(name)
+    cls = CHAT_FORMATS.get(name)
+    key = CHAT_FORMATS.normalize(name) if isinstance(name, str) else ""
+    own = getattr(cls, "name", "")
+    if key in CHAT_FORMATS and own and key != own and key not in _REPORTED_ALIASES:
+        _REPORTED_ALIASES.add(key)
+        title = (getattr(cls, "__doc__", None) or "").strip().splitlines()
+        log.info("chat_format=%s is an alias of %s%s", key, own, f" ({title[0]})" if title else "")
+    return cls
 
 
 def get_renderer(

@@ -9,8 +9,20 @@ from autotrain_pl.evaluation.benchmarks.base import (
 )
 from autotrain_pl.evaluation.benchmarks.hellaswag import HellaSwag
 from autotrain_pl.evaluation.benchmarks.mmlu import MMLU
-from autotrain_pl.evaluation.benchmarks.registry import available_benchmarks, get_benchmark
-from autotrain_pl.evaluation.benchmarks.runner import BenchmarkRun, run_benchmark
+from autotrain_pl.evaluation.benchmarks.registry import (
+    LEADERBOARD,
+    LeaderboardTask,
+    available_benchmarks,
+    get_benchmark,
+    leaderboard_task,
+)
+from autotrain_pl.evaluation.benchmarks.runner import (
+    BenchmarkRun,
+    PreparedBenchmark,
+    prepare_benchmark,
+    run_benchmark,
+    score_benchmark,
+)
 from autotrain_pl.evaluation.benchmarks.scoring import (
     SCORING_METHODS,
     EncodedQuestion,
@@ -21,8 +33,9 @@ from autotrain_pl.evaluation.benchmarks.scoring import (
 from autotrain_pl.evaluation.benchmarks.truthfulqa import TruthfulQAMC1, TruthfulQAMC2
 
 __all__ = [
-    "ARCChallenge", "ARCEasy", "MMLU", "SCORING_METHODS", "Benchmark", "BenchmarkRun",
-    "EncodedQuestion", "HellaSwag", "LoglikelihoodScorer", "MultipleChoiceDoc", "TruthfulQAMC1",
-    "TruthfulQAMC2", "available_benchmarks", "choice_metrics", "encode_pair", "encode_question",
-    "get_benchmark", "mc2_score", "run_benchmark",
+    "ARCChallenge", "ARCEasy", "LEADERBOARD", "MMLU", "SCORING_METHODS", "Benchmark",
+    "BenchmarkRun", "EncodedQuestion", "HellaSwag", "LeaderboardTask", "LoglikelihoodScorer",
+    "MultipleChoiceDoc", "PreparedBenchmark", "TruthfulQAMC1", "TruthfulQAMC2",
+    "available_benchmarks", "choice_metrics", "encode_pair", "encode_question", "get_benchmark",
+    "leaderboard_task", "mc2_score", "prepare_benchmark", "run_benchmark", "score_benchmark",
 ]

@@ -21,7 +21,7 @@ from autotrain_pl.evaluation.metrics.registry import (
     get_metric,
     register_metric,
 )
-from autotrain_pl.evaluation.metrics.rouge import Rouge, split_sentences_on_newlines
+from autotrain_pl.evaluation.metrics.rouge import Rouge, RougeSet, split_sentences_on_newlines
 
 __all__ = [
     "BERTScoreMetric",
@@ -33,6 +33,7 @@ __all__ = [
     "Meteor",
     "MetricKind",
     "Rouge",
+    "RougeSet",
     "TextMetric",
     "TokenF1",
     "WeightedPerplexity",

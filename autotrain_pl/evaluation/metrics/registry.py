@@ -24,7 +24,7 @@ from autotrain_pl.evaluation.metrics.classification import accuracy, f1_macro, f
 from autotrain_pl.evaluation.metrics.meteor import meteor
 from autotrain_pl.evaluation.metrics.overlap import bleu, sacrebleu
 from autotrain_pl.evaluation.metrics.perplexity import WeightedPerplexity
-from autotrain_pl.evaluation.metrics.rouge import rouge
+from autotrain_pl.evaluation.metrics.rouge import rouge, rouge_set
 from autotrain_pl.registry import Registry
 
 EvalMetric = TextMetric | WeightedPerplexity
@@ -182,6 +182,7 @@ def _register_builtins() -> None:
         "f1": f1,
         "exact_match": exact_match,
         "meteor": meteor,
+        "rouge": rouge_set,  # rouge1, rouge2 and rougeL together
     }
     for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
         builtins[key] = functools.partial(rouge, key)

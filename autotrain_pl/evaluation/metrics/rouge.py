@@ -10,6 +10,9 @@ tests check them against `ROUGEScore` and against hand computations.
 rougeLsum splits sentences on newlines (as Google's `rouge_score` does by default) instead of
 torchmetrics' `nltk.sent_tokenize`, which needs nltk's punkt data and would download it at run
 time. Put one sentence per line in predictions and references to get summary-level scores.
+
+``rouge`` in a metric list means ROUGE-1, ROUGE-2 and ROUGE-L together (``RougeSet``), the three
+numbers papers and the original autotrain report under that name.
 """
 
 from __future__ import annotations
@@ -17,10 +20,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from torch import nn
+
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.evaluation.metrics.base import MeanScore, TextMetric
+from autotrain_pl.evaluation.metrics.base import (
+    MeanScore,
+    References,
+    TextMetric,
+    as_reference_lists,
+)
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+#: What the metric name ``rouge`` reports.
+ROUGE_SET_KEYS = ("rouge1", "rouge2", "rougeL")
 
 
 def split_sentences_on_newlines(text: str) -> list[str]:
@@ -104,3 +116,39 @@ def rouge(rouge_key: str = "rougeL", use_stemmer: bool = False, **kwargs: Any) -
         **kwargs: Passed to `Rouge` (`normalizer`, `tokenizer`, `sentence_splitter`).
     """
     return TextMetric(rouge_key, Rouge(rouge_key, use_stemmer=use_stemmer, **kwargs))
+
+
+class RougeSet(TextMetric):
+    """Several ROUGE variants from one metric name, reported as ``{rouge1, rouge2, rougeL}``.
+
+    Each variant is its own ``Rouge`` state (a sum and a count), so the values equal the
+    single-variant metrics on the same texts, under DDP too.
+
+    Args:
+        keys: the variants reported (default ROUGE-1, ROUGE-2 and ROUGE-L).
+        use_stemmer: Porter-stem tokens longer than 3 characters before matching.
+        **kwargs: Passed to each `Rouge` (`normalizer`, `tokenizer`, `sentence_splitter`).
+    """
+
+    def __init__(self, keys: Sequence[str] = ROUGE_SET_KEYS, use_stemmer: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__("rouge")
+        self.parts = nn.ModuleDict(
+            {key: Rouge(key, use_stemmer=use_stemmer, **kwargs) for key in keys})
+
+    def update(self, predictions: Sequence[str], references: References) -> None:
+        preds, refs = as_reference_lists(self.name, predictions, references)
+        for part in self.parts.values():
+            part.update(preds, refs)
+
+    def compute(self) -> dict[str, float]:
+        return {key: float(part.compute()) for key, part in self.parts.items()}
+
+    def reset(self) -> None:
+        for part in self.parts.values():
+            part.reset()
+
+
+def rouge_set(use_stemmer: bool = False, **kwargs: Any) -> RougeSet:
+    """``rouge``: ROUGE-1, ROUGE-2 and ROUGE-L F-measures (`RougeSet`)."""
+    return RougeSet(ROUGE_SET_KEYS, use_stemmer=use_stemmer, **kwargs)

@@ -205,6 +205,9 @@ class DistillationEncoding(ExampleEncoding):
         responder: generates replies from the teacher prompts (``response_source: teacher``);
             ``None`` takes each row's final assistant message.
         allow_prompt_only: keep rows without a reply (on-policy: the student samples one).
+        teacher_when_no_replies: ``response_source: auto``: call ``responder`` only for a
+            split whose rows hold no reply at all (prompts only); a split with replies trains
+            on them. The choice is logged per split and kept in ``response_sources``.
 
     Every encoded split gets an ``example_id`` column and a ``cache_key`` column holding the
     fingerprint of its source's encoded rows; ``encoded`` maps each fingerprint to those rows
@@ -212,14 +215,20 @@ class DistillationEncoding(ExampleEncoding):
     """
 
     def __init__(self, prompts: DistillationPrompts, responder: Responder | None = None,
-                 allow_prompt_only: bool = False) -> None:
+                 allow_prompt_only: bool = False, teacher_when_no_replies: bool = False) -> None:
+        if teacher_when_no_replies and responder is None:
+            raise ValueError("teacher_when_no_replies needs a responder")
         self.prompts = prompts
         self.responder = responder
         self.allow_prompt_only = allow_prompt_only
+        self.teacher_when_no_replies = teacher_when_no_replies
         self.encoded: dict[str, Any] = {}
+        #: Split name -> ``teacher`` or ``dataset``: where its replies came from.
+        self.response_sources: dict[str, str] = {}
 
     def _key(self) -> tuple:
-        return (self.prompts, self.responder, self.allow_prompt_only)
+        return (self.prompts, self.responder, self.allow_prompt_only,
+                self.teacher_when_no_replies)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DistillationEncoding) and self._key() == other._key()
@@ -228,6 +237,24 @@ class DistillationEncoding(ExampleEncoding):
 
     def collator(self, datamodule):
         return DistillationCollator(datamodule.pad_token_id, datamodule.pad_to_multiple_of)
+
+    def _teacher_writes(self, replies: list[Message | None], split: str, where: str) -> bool:
+        """Whether the teacher writes this split's replies (``auto``: only if none has one)."""
+        if self.responder is None:
+            self.response_sources[split] = "dataset"
+            return False
+        if not self.teacher_when_no_replies:
+            self.response_sources[split] = "teacher"
+            return True
+        teacher = all(reply is None for reply in replies)
+        self.response_sources[split] = "teacher" if teacher else "dataset"
+        if teacher:
+            log.info("response_source=auto: %s (%s) holds prompts only, so the teacher writes "
+                     "the replies (response_source=teacher)", where, split)
+        else:
+            log.info("response_source=auto: %s (%s) holds replies; training on them "
+                     "(response_source=dataset)", where, split)
+        return teacher
 
     def encode(self, datamodule, source, split: str):
         import datasets
@@ -241,7 +268,7 @@ class DistillationEncoding(ExampleEncoding):
                 raise located(source.locator.where(index), err) from None
             prompts.append(prompt)
             replies.append(reply)
-        if self.responder is not None:
+        if self._teacher_writes(replies, split, source.locator.name):
             teacher_prompts = []
             for index, prompt in enumerate(prompts):
                 try:
@@ -251,9 +278,11 @@ class DistillationEncoding(ExampleEncoding):
             replies = self.responder(teacher_prompts, split, datamodule.renderer)
         elif not self.allow_prompt_only and any(r is None for r in replies):
             index = replies.index(None)
+            mixed = " (response_source: auto lets the teacher write replies only when no row " \
+                "has one)" if self.teacher_when_no_replies else ""
             raise located(source.locator.where(index), RowError(
                 "messages", "has no final assistant reply; add it, or use response_source: "
-                "teacher (the teacher writes replies) or on_policy"))
+                f"teacher (the teacher writes replies) or on_policy{mixed}"))
         rows, stats = [], DataStats(rows_read=len(prompts))
         for index, (prompt, reply) in enumerate(zip(prompts, replies, strict=True)):
             try:

@@ -100,8 +100,9 @@ class Distiller:
         source = self.settings.response_source
         encoding = DistillationEncoding(
             self.settings.prompts,
-            responder=responder if source == "teacher" else None,
+            responder=responder if source in ("teacher", "auto") else None,
             allow_prompt_only=source == "on_policy",
+            teacher_when_no_replies=source == "auto",
         )
         if encoding != self._encoding:
             self._encoding = encoding

@@ -11,7 +11,7 @@ from autotrain_pl.generation import SamplingConfig
 from autotrain_pl.models import QuantizationOptions
 from autotrain_pl.objectives.distillation.data import DistillationPrompts, check_template
 
-RESPONSE_SOURCES = ("dataset", "teacher", "on_policy")
+RESPONSE_SOURCES = ("auto", "dataset", "teacher", "on_policy")
 KD_LOSSES = ("forward_kl", "reverse_kl", "jsd")
 TEACHER_CACHES = ("none", "disk")
 #: k used when ``teacher_cache: disk`` is set without ``kd_top_k``.
@@ -41,9 +41,11 @@ class DistillationSettings:
     student_prompt_template: str = "{input}"
     teacher_system_prompt: str | None = None
     student_system_prompt: str | None = None
-    response_source: str = "dataset"
+    response_source: str = "auto"
     lmbda: float = 0.5
-    distill_max_teacher_length: int = 256
+    #: Teacher replies are training targets: a cut reply teaches the student to stop mid-answer.
+    #: Generation stops at the end of turn, so short replies cost nothing extra.
+    distill_max_teacher_length: int = 512
     teacher_sampling: dict[str, Any] | None = None
     student_sampling: dict[str, Any] | None = None
     kd_top_k: int | None = None
@@ -102,6 +104,10 @@ class DistillationSettings:
         except TypeError as error:
             names = ", ".join(f.name for f in fields(SamplingConfig))
             raise AutotrainError(f"model.{who}_sampling: {error}; keys are: {names}") from None
+        except AutotrainError as error:  # "sampling.top_p=5 ...": name the option it came from
+            text = str(error)
+            raise AutotrainError(f"model.{who}_{text}" if text.startswith("sampling.") else
+                                 f"model.{who}_sampling: {text}") from None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,7 +29,7 @@ def test_perplexity_alone_needs_no_generation():
     ((False, ["bleu"], None), "use_enhanced_eval"),
     ((False, None, 10), "use_enhanced_eval"),
     ((True, ["nope"], None), "unknown metric"),
-    ((True, "bleu", None), "list"),
+    ((True, 5, None), "comma string"),
     ((True, ["bleu"], 0), "eval_steps"),
 ])
 def test_bad_combinations(args, match):

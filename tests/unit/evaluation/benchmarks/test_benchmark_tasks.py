@@ -19,10 +19,11 @@ from autotrain_pl.evaluation.benchmarks.truthfulqa import QA_PREAMBLE
 
 
 def test_registry_names_and_errors():
-    assert available_benchmarks() == ["arc_challenge", "arc_easy", "hellaswag", "mmlu",
-                                      "truthfulqa_mc1", "truthfulqa_mc2"]
-    with pytest.raises(AutotrainError, match="arc_easy or arc_challenge"):
-        get_benchmark("arc")
+    assert available_benchmarks() == ["arc", "arc_challenge", "arc_easy", "hellaswag", "mmlu",
+                                      "truthfulqa", "truthfulqa_mc1", "truthfulqa_mc2"]
+    # Short names mean what the Open LLM Leaderboard reported under them.
+    assert type(get_benchmark("arc")).__name__ == "ARCChallenge"
+    assert type(get_benchmark("TruthfulQA")).__name__ == "TruthfulQAMC2"
     with pytest.raises(AutotrainError, match="not known"):
         get_benchmark("gsm8k")
     with pytest.raises(AutotrainError, match="num_fewshot=0"):
