@@ -36,6 +36,8 @@ def llm_command(argv: Sequence[str]) -> int:
 
             return generate_command(run.generate_argv or [])
         project = Path(run.project or ".")
+        if run.mode == "fit":
+            _check_project(project, run.config or {})
         project.mkdir(parents=True, exist_ok=True)
         config_path = project / CONFIG_NAME
         config_path.write_text(run.fit_yaml(), encoding="utf-8")
@@ -48,6 +50,20 @@ def llm_command(argv: Sequence[str]) -> int:
 
     print(f"aitrain llm: running aitrain fit --config {config_path}", file=sys.stderr)
     return run_cli(["fit", "--config", str(config_path)])
+
+
+def _check_project(project: Path, config: dict) -> None:
+    """Refuse before ``llm_config.yaml`` is replaced when the folder holds a run this command
+    would not resume or overwrite (``aitrain fit`` would refuse it too, after the fact)."""
+    from autotrain_pl.cli import RUN_ARTIFACTS
+
+    held = [name for name in RUN_ARTIFACTS if (project / name).is_file() or
+            (project / name).is_dir() and any((project / name).iterdir())]
+    if held and not config.get("overwrite") and not config.get("ckpt_path"):
+        raise AutotrainError(
+            f"{project} already holds a run ({', '.join(held)}); pass --overwrite to replace it, "
+            f"--load-state-from {project / 'checkpoints' / 'last.ckpt'} to resume it, or choose "
+            "a new --project-name")
 
 
 def _sweep(run, sweep_path: Path) -> int:

@@ -51,7 +51,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("data-path", "str", "Core", example="data",
          maps_to=f"{D}data_path (a folder: its train/valid files, see --train-split)"),
     Flag("project-name", "str", "Core", example="my-model",
-         maps_to="trainer.default_root_dir (the export lands in <project-name>/export)"),
+         maps_to="trainer.default_root_dir (the export lands in <project-name>/export; "
+                 "--inference-mode writes its results there)"),
     Flag("trainer", "str", "Core", default="sft", choices=TRAINERS, example="sft",
          maps_to="model.class_path: sft/default SFTModule, distillation DistillationModule, "
                  "dpo DPOModule, orpo DPOModule with loss_type orpo, reward RewardModule, ppo "
@@ -334,7 +335,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("inference-prompts", "str", "Inference", needs="inference-mode", example="prompts.txt",
          maps_to="aitrain generate --prompts_file (a file) or its prompts (comma-separated)"),
     Flag("inference-output", "str", "Inference", needs="inference-mode", example="out.jsonl",
-         maps_to="aitrain generate --output (JSON lines; default: stdout)"),
+         maps_to="aitrain generate --output (JSON lines; default: "
+                 "<project-name>/inference_results.jsonl)"),
     Flag("inference-max-tokens", "int", "Inference", default=256, needs="inference-mode",
          example=100, maps_to="aitrain generate --max_new_tokens"),
     Flag("inference-temperature", "float", "Inference", default=1.0, needs="inference-mode",

@@ -2,7 +2,7 @@
 
 ``--inference-prompts`` is a file (plain text, one prompt per line, or JSONL with prompt or
 messages) or comma-separated prompts; ``--inference-output`` receives one JSON record per line
-(default: stdout).
+(default: ``<project-name>/inference_results.jsonl``, or stdout without a project).
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ def generate_argv(ctx: Context) -> list[str]:
         value = ctx.setting(flag)
         if value is not None:
             argv += [f"--{ours}", str(value)]
-    argv += ["--output", str(ctx.setting("inference-output") or "-")]
+    output = ctx.setting("inference-output")
+    project = ctx.setting("project-name")
+    if output is None and project:
+        output = str(Path(project) / "inference_results.jsonl")
+    argv += ["--output", str(output or "-")]
     path = Path(prompts).expanduser()
     if path.is_file():
         return [*argv, "--prompts_file", str(path)]

@@ -6,12 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-#: Builtin models stand in for the guide's hub models (offline).
-STUDENT, TEACHER = "builtin:tiny", "builtin:mini"
-#: Two optimizer steps of tiny batches (--max-steps is a real autotrain flag).
-SHORT = ["--max-steps", "2", "--batch-size", "4", "--gradient-accumulation", "1",
-         "--max-seq-length", "64"]
+from llm_fit_helpers import STUDENT
 
 
 @pytest.fixture(autouse=True)

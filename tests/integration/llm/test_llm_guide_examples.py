@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
-from conftest import SHORT, STUDENT, TEACHER
+from llm_fit_helpers import SHORT, STUDENT, TEACHER
 
 from autotrain_pl.cli import run_cli
 

@@ -4,7 +4,7 @@
 import io
 
 import yaml
-from conftest import SHORT, STUDENT
+from llm_fit_helpers import SHORT, STUDENT
 from safetensors.torch import load_file
 
 from autotrain_pl.cli import run_cli
@@ -43,3 +43,16 @@ def test_fit_reads_the_printed_config_from_stdin(tmp_path, chat_data, capsys, mo
     from_stdin = yaml.safe_load(capsys.readouterr().out)
     for section in ("seed_everything", "model", "data"):
         assert from_stdin[section] == from_file[section]
+
+
+def test_a_second_run_in_the_same_project_is_refused_before_its_config_is_replaced(
+        tmp_path, chat_data, capsys):
+    project = tmp_path / "run"
+    argv = ["llm", "--model", STUDENT, "--data-path", str(chat_data), "--project-name",
+            str(project), *SHORT[:2]]
+    (project / "export").mkdir(parents=True)
+    (project / "export" / "config.json").write_text("{}")
+    (project / "llm_config.yaml").write_text("# the first run's\n")
+    assert run_cli([*argv, "--lr", "1e-3"]) == 2
+    assert "already holds a run (export); pass --overwrite" in capsys.readouterr().err
+    assert (project / "llm_config.yaml").read_text() == "# the first run's\n"

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from llm_cli_helpers import base_argv
 
 from autotrain_pl.llm import translate
 
@@ -30,12 +31,3 @@ def llm_config(data_dir, tmp_path):
         return translate(base_argv(data or data_dir, tmp_path) + [str(f) for f in flags]).config
 
     return make
-
-
-def base_argv(data: Path, tmp_path: Path) -> list[str]:
-    return ["--model", "gpt2", "--data-path", str(data), "--project-name",
-            str(tmp_path / "run")]
-
-
-def init(config: dict, section: str = "model") -> dict:
-    return config[section]["init_args"]

@@ -4,7 +4,7 @@ and one-line errors for unknown flags, bad values and unsupported features."""
 import csv
 
 import pytest
-from conftest import base_argv, init
+from llm_cli_helpers import base_argv, init
 
 from autotrain_pl.cli import run_cli
 from autotrain_pl.errors import AutotrainError

@@ -3,7 +3,7 @@ rendering, DPO/ORPO/reward, PPO/RL, custom losses and forward-backward) as fit-c
 the values the guide documents."""
 
 import pytest
-from conftest import init
+from llm_cli_helpers import init
 
 from autotrain_pl.errors import AutotrainError
 

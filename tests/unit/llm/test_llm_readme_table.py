@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import base_argv
+from llm_cli_helpers import base_argv
 
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.llm import translate

@@ -3,7 +3,7 @@
 
 import pytest
 import yaml
-from conftest import base_argv
+from llm_cli_helpers import base_argv
 
 from autotrain_pl.cli import run_cli
 from autotrain_pl.errors import AutotrainError
@@ -121,3 +121,9 @@ def test_inference_print_config_prints_the_generate_command(capsys):
                     "--print-config"]) == 0
     assert capsys.readouterr().out.startswith("aitrain generate --model m --max_new_tokens 256")
 
+
+
+def test_inference_results_land_in_the_project_folder():
+    argv = translate(["--inference-mode", "--model", "m", "--inference-prompts", "Hi",
+                      "--project-name", "inference_run"]).generate_argv
+    assert argv[argv.index("--output") + 1] == "inference_run/inference_results.jsonl"
