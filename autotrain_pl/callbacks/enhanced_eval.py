@@ -114,7 +114,7 @@ def generation_metrics(eval_metrics: Sequence[str] | str | None) -> list[str]:
                 raise AutotrainError(f"model.eval_metrics: {error}") from None
         elif name.lower() not in known:
             raise AutotrainError(
-                f"model.eval_metrics: unknown metric {name!r}; use perplexity or one of "
+                f"model.eval_metrics: unknown metric {name!r}; use one of "
                 f"{available_metrics()}, or an import path like my_pkg.metrics.MyMetric"
             )
     return names
