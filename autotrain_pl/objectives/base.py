@@ -301,9 +301,22 @@ class ObjectiveModule(LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def backward_micro_batch(self, output: LossOutput) -> None:
-        """Manual optimization: backpropagate a micro-batch's summed loss and record it."""
-        self.manual_backward(output.loss_sum)
-        self.step_controller.accumulate(output)
+        """Manual optimization: backpropagate a micro-batch's summed loss and record it.
+
+        A micro-batch with nothing to learn (its loss has no graph: every advantage zero, every
+        rollout failed) is only recorded; its tokens still count. Under DDP it still runs a
+        backward, of zero through every trained weight: each backward is an all-reduce, and a
+        rank that skipped one while another did not would hang both.
+        """
+        loss = output.loss_sum
+        carries_gradient = loss.requires_grad
+        if not carries_gradient:
+            if self._trainer is None or self._trainer.world_size == 1:
+                self.step_controller.accumulate(output, carries_gradient=False)
+                return
+            loss = loss + 0.0 * sum(p.sum() for p in self.parameters() if p.requires_grad)
+        self.manual_backward(loss)
+        self.step_controller.accumulate(output, carries_gradient=carries_gradient)
 
     def finish_optimizer_step(self) -> StepOutcome:
         """Manual optimization: normalize, guard and clip the accumulated gradients, then step

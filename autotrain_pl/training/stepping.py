@@ -166,6 +166,7 @@ class StepController:
         self._metric_names: list[str] = []
         self._metric_sums: Tensor | None = None
         self.micro_batches = 0
+        self.graded_micro_batches = 0
         self.tokens = 0
         self._window_start: float | None = None
 
@@ -179,8 +180,13 @@ class StepController:
         if self._window_start is None:
             self._window_start = time.perf_counter()
 
-    def accumulate(self, output: LossOutput) -> None:
-        """Record one micro-batch: its summed loss (detached), units, metric sums and tokens."""
+    def accumulate(self, output: LossOutput, *, carries_gradient: bool = True) -> None:
+        """Record one micro-batch: its summed loss (detached), units, metric sums and tokens.
+
+        ``carries_gradient=False``: nothing was backpropagated for it (or, under DDP, zeros
+        only). A step none of whose micro-batches on any rank carried a gradient updates
+        nothing, whatever the world size.
+        """
         self.start_window()
         device = output.loss_sum.device
         dtype = _accumulator_dtype(device)
@@ -200,6 +206,7 @@ class StepController:
             self._metric_sums = values if self._metric_sums is None else (
                 self._metric_sums.to(device, dtype) + values)
         self.micro_batches += 1
+        self.graded_micro_batches += int(carries_gradient)
         self.tokens += int(output.tokens)
 
     def reset(self) -> None:
@@ -207,6 +214,7 @@ class StepController:
         self._sums = torch.zeros_like(self._sums)
         self._metric_names, self._metric_sums = [], None
         self.micro_batches = 0
+        self.graded_micro_batches = 0
         self.tokens = 0
         self._window_start = None
 
@@ -239,11 +247,18 @@ class StepController:
         metric_count = 0 if self._metric_sums is None else len(self._metric_names)
         totals = self._sums if self._metric_sums is None else torch.cat(
             [self._sums, self._metric_sums.to(self._sums)])
-        totals = torch.cat([totals, totals.new_tensor([float(self.tokens)])])
+        totals = torch.cat([totals, totals.new_tensor([float(self.graded_micro_batches),
+                                                       float(self.tokens)])])
         if reduce is not None:
             totals = reduce(totals)
         values = [float(v) for v in totals]
-        loss_value, units_value, tokens = values[0], values[1], values[-1]
+        loss_value, units_value, graded, tokens = values[0], values[1], values[-2], values[-1]
+        if self.micro_batches > 0 and graded == 0 and extra_grads is None:
+            # Nothing carried a gradient on any rank (a rank under DDP backpropagates zeros to
+            # stay in step): no update, as in one process, where no backward left every
+            # gradient None and the optimizer skipped its state update.
+            for param in params:
+                param.grad = None
         scale = world_size / max(units_value, _MIN_UNITS) if self.micro_batches > 0 else 1.0
         if extra_grads is not None:  # custom gradients join after normalization
             _scale_([p.grad for p in params if p.grad is not None], scale)

@@ -222,7 +222,15 @@ class RLObjective(ObjectiveModule):
     def log_rollouts(self, rollouts: Sequence[Rollout], rewards: Tensor, failed: Tensor,
                      rollout_s: float, update_s: float, updates: int = 1,
                      **extra: float) -> None:
-        """Log a step's rollout figures: reward mean/std, lengths, failures, speeds, ``extra``."""
+        """Log a step's rollout figures: reward mean/std, lengths, failures, speeds, ``extra``.
+
+        Under DDP the rewards of every rank are gathered, so reward mean/std and the failure
+        count are those of the whole step; the other figures are means over ranks (every rank
+        holds as many rollouts).
+        """
+        if self._trainer is not None and self._trainer.world_size > 1:
+            rewards = self.all_gather(rewards.to(self.device)).flatten().cpu()
+            failed = self.all_gather(failed.to(self.device)).flatten().cpu()
         ok = rewards[~failed]
         values = {
             "reward": float(ok.mean()) if ok.numel() else 0.0,
@@ -237,8 +245,9 @@ class RLObjective(ObjectiveModule):
             **extra,
         }
         for name, value in values.items():
+            gathered = name in ("reward", "reward_std", "failed_samples")
             self.log(f"train/{name}", value, prog_bar=name == "reward", on_step=True,
-                     batch_size=1)
+                     batch_size=1, sync_dist=not gathered)
 
     # -- evaluation -----------------------------------------------------------------------------
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:

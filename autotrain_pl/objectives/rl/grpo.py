@@ -105,10 +105,7 @@ class GRPOModule(RLObjective):
             for rows in self.mini_batches(len(rollouts)):
                 output = self._update_loss(rollouts, rows, advantages, mask, behaviour,
                                            old_logprobs, ref_logprobs)
-                if output.loss_sum.requires_grad:
-                    self.backward_micro_batch(output)
-                else:  # only equal-reward groups: no gradient, but their tokens still count
-                    self.step_controller.accumulate(output)
+                self.backward_micro_batch(output)
                 loss = output.loss_sum.detach()
             self.finish_optimizer_step()
         skipped = float(zero_std_groups(rewards, hp.num_generations).sum())

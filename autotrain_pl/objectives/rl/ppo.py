@@ -174,10 +174,7 @@ class PPOModule(RLObjective):
             for rows in self.shuffled_mini_batches(len(rollouts)):
                 self.step_controller.start_window()
                 output = self.update_loss(batch_rows(data, rows))
-                if output.loss_sum.requires_grad:
-                    self.backward_micro_batch(output)
-                else:  # only failed rollouts: nothing to learn from
-                    self.step_controller.accumulate(output)
+                self.backward_micro_batch(output)
                 self.finish_optimizer_step()
                 loss = output.loss_sum.detach()
         update_s = time.perf_counter() - start

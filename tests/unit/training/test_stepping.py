@@ -55,6 +55,28 @@ def test_world_size_undoes_the_ranks_averaging():
     assert outcome.units == 4.0 and outcome.loss == 2.0
 
 
+def test_a_step_without_any_gradient_updates_nothing_at_any_world_size():
+    """A DDP rank with nothing to learn backpropagates zeros to stay in step with the others.
+    If no micro-batch on any rank carried a gradient, the gradients are cleared, as in one
+    process where nothing was backpropagated (else AdamW would count a step and decay)."""
+    weight = torch.nn.Parameter(torch.zeros(2))
+    weight.grad = torch.zeros(2)
+    controller = StepController()
+    controller.accumulate(LossOutput.from_sum(torch.tensor(0.0), 2.0), carries_gradient=False)
+    controller.finish([weight], reduce=lambda totals: totals * 2, world_size=2)
+    assert weight.grad is None
+    weight.grad = torch.tensor([2.0, 0.0])  # the other rank learned something: keep it
+
+    def other_rank_carried_one(totals):
+        totals = totals * 2
+        totals[-2] += 1  # the graded-micro-batch count, just before the token count
+        return totals
+
+    controller.accumulate(LossOutput.from_sum(torch.tensor(0.0), 2.0), carries_gradient=False)
+    controller.finish([weight], reduce=other_rank_carried_one, world_size=2)
+    torch.testing.assert_close(weight.grad, torch.tensor([1.0, 0.0]))
+
+
 def test_clipping_and_extra_grads():
     weight = torch.nn.Parameter(torch.zeros(3))
     weight.grad = torch.tensor([30.0, 40.0, 0.0])  # summed over 10 units -> [3, 4, 0]
