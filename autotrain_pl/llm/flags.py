@@ -80,9 +80,9 @@ FLAGS: tuple[Flag, ...] = (
                  "file)"),
     Flag("max-seq-length", "int", "Data", default=2048, key=f"{D}max_length", example=512),
     Flag("block-size", "int", "Data", example=512,
-         maps_to=f"{D}max_length (-1: --max-seq-length)"),
+         maps_to=f"{D}max_length (-1: unset; two length flags that differ are an error)"),
     Flag("model-max-length", "int", "Data", example=2048,
-         maps_to=f"{D}max_length (when --block-size and --max-seq-length are not given)"),
+         maps_to=f"{D}max_length (two length flags that differ are an error)"),
     Flag("padding", "str", "Data", default="right", choices=("left", "right"), noop=("right",),
          example="right", refused="training batches are padded on the right and generation "
                                   "prompts on the left, each where it must be",

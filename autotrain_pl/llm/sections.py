@@ -9,6 +9,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from autotrain_pl.data.sources import looks_local
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.llm import values
 from autotrain_pl.llm.build import NULL, ConfigBuilder
@@ -51,6 +52,9 @@ def data(b: ConfigBuilder, ctx: Context) -> None:
     b.set(f"{D}data_path", path, "--data-path")
     train, valid = ctx.setting("train-split"), ctx.args.value("valid-split")
     local = Path(path).expanduser()
+    if not local.exists() and looks_local(path):
+        raise AutotrainError(f"--data-path {path} does not exist; give a folder with "
+                             "train.jsonl/train.csv, a data file, or a dataset name")
     if local.is_file():
         for name in ("train-split", "valid-split"):
             if ctx.given(name) and not (name == "train-split" and train == "train"):

@@ -5,6 +5,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from llm_fit_helpers import SHORT, STUDENT, TEACHER
 
@@ -48,14 +49,29 @@ def test_distillation_example(tmp_path, chat_data):
     assert distillation == {"temperature": 3.5, "alpha": 0.75, "distill_max_teacher_length": 512}
 
 
+@pytest.mark.xfail(strict=True, reason="SFTModule types distillation as dict[str, Any], and "
+                   "jsonargparse parses an Any string again as YAML: 'Complex prompt: {input}' "
+                   "becomes a mapping; typing it as a plain dict keeps strings")
+def test_distillation_prompt_templates(tmp_path, chat_data):
+    # Integration guide, "CLI Parameters for Tinker Features": the teacher's prompt template
+    project = tmp_path / "distilled_model"
+    assert llm("--train", "--trainer", "sft", "--use-distillation", "--teacher-model", TEACHER,
+               "--teacher-prompt-template", "Complex prompt: {input}",
+               "--student-prompt-template", "{input}", "--distill-temperature", "3.0",
+               "--distill-alpha", "0.7", "--model", STUDENT, "--data-path", chat_data,
+               "--project-name", project, *SHORT) == 0
+    assert_exported(project)
+
+
 def test_enhanced_evaluation(tmp_path, chat_data):
     # Integration guide, quick start: --use-enhanced-eval --eval-metrics "perplexity,bleu,rouge"
     project = tmp_path / "my-model"
     assert llm("--model", STUDENT, "--data-path", chat_data, "--project-name", project,
                "--use-enhanced-eval", "--eval-metrics", "perplexity,bleu,rouge",
-               "--eval-batch-size", "16", *SHORT) == 0
+               "--eval-batch-size", "16", "--eval-save-predictions", *SHORT) == 0
     assert_exported(project)
     assert (project / "metrics.jsonl").is_file()
+    assert any((project / "predictions").glob("*.jsonl"))
 
 
 def test_message_rendering_chat_format(tmp_path, chat_data):

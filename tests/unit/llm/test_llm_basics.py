@@ -122,6 +122,11 @@ def test_a_single_file_and_its_splits(tmp_path, llm_config, data_dir):
         llm_config("--valid-split", "validation", data=file)
 
 
+def test_a_missing_data_folder_is_named(llm_config, tmp_path):
+    with pytest.raises(AutotrainError, match="--data-path .*/nowhere does not exist"):
+        llm_config(data=tmp_path / "nowhere")
+
+
 def test_columns_become_the_column_mapping(llm_config):
     assert init(llm_config("--text-column", "content"), "data")["column_mapping"] == \
         {"content": "text"}
