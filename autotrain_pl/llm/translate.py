@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from autotrain_pl.errors import AutotrainError
-from autotrain_pl.llm import sections
+from autotrain_pl.llm import loss, sections
 from autotrain_pl.llm.argv import parse_argv
 from autotrain_pl.llm.build import ConfigBuilder
 from autotrain_pl.llm.context import Context
@@ -113,7 +113,7 @@ def translate(argv: Sequence[str]) -> LlmRun:
     sections.seed(builder, ctx)
     sections.distillation(builder, ctx)
     sections.rl(builder, ctx)
-    sections.loss(builder, ctx)
+    loss.objective_loss(builder, ctx)
     sections.steps(builder, ctx)
     sections.logger(builder, ctx, project)
     sections.checkpoints(builder, ctx)
