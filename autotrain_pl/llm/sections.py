@@ -1,7 +1,7 @@
 """Translations of the flags that do not map one to one: the data layout and columns, the
 objective, distillation, RL environments and rewards, the optimizer-step policy, logging,
-checkpoints and evaluation (custom losses: ``loss.py``). Each section reads the ``Context`` and writes keys into the
-``ConfigBuilder``, naming the flag that set each key."""
+checkpoints and evaluation (custom losses: ``loss.py``). Each section reads the ``Context``
+and writes keys into the ``ConfigBuilder``, naming the flag that set each key."""
 
 from __future__ import annotations
 
