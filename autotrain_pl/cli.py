@@ -110,6 +110,7 @@ def _build_cli_class(argv: Sequence[str] = ()):
             subcommand = str(self.subcommand)
             config = self.config.get(subcommand, self.config)
             resumable = self._apply_run_defaults(config)
+            _check_scale_out(config)
             if subcommand == "fit":
                 if resumable:
                     config.ckpt_path = self._resolve_ckpt_path(config)
@@ -222,6 +223,22 @@ def _build_cli_class(argv: Sequence[str] = ()):
                 raise
 
     return AutotrainCLI
+
+
+def _check_scale_out(config) -> None:
+    """An FSDP run on CPU, or with QLoRA, fails in one line before a model loads."""
+    from autotrain_pl.models.devices import select_accelerator
+    from autotrain_pl.training.strategies import check_strategy, is_fsdp
+
+    strategy = config.trainer.get("strategy")
+    if not is_fsdp(strategy):
+        return
+    model = config.get("model")
+    init_args = (model.get("init_args") if model is not None else None) or {}
+    dict_kwargs = (strategy.get("dict_kwargs") if hasattr(strategy, "get") else None) or {}
+    check_strategy(strategy, accelerator=select_accelerator(str(config.trainer.accelerator)),
+                   lora=init_args.get("lora"), quantization=init_args.get("quantization"),
+                   use_orig_params=dict_kwargs.get("use_orig_params"))
 
 
 def _distils(model) -> bool:

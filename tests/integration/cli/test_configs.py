@@ -19,8 +19,13 @@ def first_line(path: Path) -> str:
         return handle.readline()
 
 
+#: Run elsewhere: sweep.yaml by the sweep tests, ``# requires-launch`` configs by the distributed
+#: tests (they start several processes), ``# requires-gpu`` ones only parse on this machine.
+ELSEWHERE = ("# requires-hub", "# requires-launch", "# requires-gpu")
 CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml")
-                 if p.name != "sweep.yaml" and "# requires-hub" not in first_line(p))
+                 if p.name != "sweep.yaml" and not first_line(p).startswith(ELSEWHERE))
+PARSE_ONLY = sorted(p for p in CONFIG_DIR.glob("*.yaml")
+                    if first_line(p).startswith(("# requires-launch", "# requires-gpu")))
 TWO_STEPS = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1",
              "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false"]
 
@@ -45,3 +50,9 @@ def test_config_runs_two_steps(config: Path, tmp_path: Path, request):
     assert code == 0
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert (tmp_path / "export" / "autotrain.json").exists()
+
+
+@pytest.mark.parametrize("config", PARSE_ONLY, ids=lambda p: p.stem)
+def test_launch_and_gpu_configs_parse(config: Path, capsys):
+    assert run_cli(["fit", "--config", str(config), "--print_config"]) == 0
+    assert "strategy" in capsys.readouterr().out

@@ -26,6 +26,7 @@ from autotrain_pl.cli import run_cli
 from autotrain_pl.models import load_model
 
 HERE = Path(__file__).parent
+CONFIG_DIR = HERE.parents[2] / "configs"
 STEPS = 3
 
 TRAINER = """
@@ -160,8 +161,17 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     configs = {name: write_config(tmp, name) for name in CONFIGS}
     ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
-    torchrun([fit_argv(configs[name], tmp / "ddp" / name, *ddp) for name in CONFIGS], tmp,
-             nnodes=1, nproc=2)
+    resumed = tmp / "ddp" / "sft_resumed"
+    torchrun([*(fit_argv(configs[name], tmp / "ddp" / name, *ddp) for name in CONFIGS),
+              # stopped after step 2 of 3, mid-epoch, then resumed from its last.ckpt
+              fit_argv(configs["sft"], resumed, *ddp, "--trainer.max_steps", str(STEPS - 1),
+                       "--checkpoint_every_n_steps", "1"),
+              fit_argv(configs["sft"], resumed, *ddp, "--ckpt_path", "last"),
+              # the shipped DDP config, shortened
+              ["fit", "--config", str(CONFIG_DIR / "ddp.yaml"), "--trainer.max_steps", "2",
+               "--data.init_args.max_samples", "256", "--trainer.limit_val_batches", "1",
+               "--trainer.default_root_dir", str(tmp / "ddp" / "shipped")]],
+             tmp, nnodes=1, nproc=2)
     sys.path.insert(0, str(HERE))
     try:
         for name in CONFIGS:
@@ -190,6 +200,20 @@ def test_ddp_side_effects_happen_once(runs):
     assert steps == sorted(set(steps)) and len(steps) == STEPS
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert not list(run.glob("checkpoints/.*partial"))
+
+
+def test_ddp_resumes_mid_epoch_exactly(runs):
+    """A DDP run stopped at step 2 of an epoch and resumed with ``--ckpt_path last`` ends with
+    the weights of the uninterrupted run: each rank continues with its next unseen batch."""
+    resumed, whole = final_weights(runs / "ddp" / "sft_resumed"), final_weights(runs / "ddp" / "sft")
+    for name, tensor in whole.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def test_shipped_ddp_config_runs(runs):
+    run = runs / "ddp" / "shipped"
+    assert (run / "export" / "autotrain.json").is_file()
+    assert len(train_losses(run)) == 2
 
 
 def test_two_nodes_on_loopback_match_one_process(runs, tmp_path):
