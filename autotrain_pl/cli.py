@@ -39,6 +39,8 @@ EXTRA_HELP = {
     "sweep": "hyperparameter sweep (optuna) over a fit config",
     "llm": "the aitraining guide's flags (aitraining llm ...), run as aitrain fit",
 }
+#: ``--ckpt_path`` values Lightning resolves itself (ours resolves ``last`` and ``auto`` first).
+LIGHTNING_CKPT_KEYWORDS = ("last", "auto", "best", "hpc", "registry")
 #: What a run writes into its directory; ``--overwrite`` clears these before a new run.
 RUN_ARTIFACTS = ("checkpoints", "export", "best", "logs", "plots", "metrics.jsonl")
 
@@ -48,7 +50,7 @@ def _build_cli_class(argv: Sequence[str] = ()):
     from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from autotrain_pl.callbacks.resume import last_checkpoint
+    from autotrain_pl.callbacks.resume import check_checkpoint_file, last_checkpoint
     from autotrain_pl.config_errors import one_line
     from autotrain_pl.data import ChatDataModule
     from autotrain_pl.models.devices import default_precision, select_accelerator
@@ -89,6 +91,10 @@ def _build_cli_class(argv: Sequence[str] = ()):
                 message = text[text.index("error:") + len("error:"):]
                 raise AutotrainError(one_line(message, argv)) from None
             sys.stderr.write(printed.getvalue())
+            subcommand = self.config.get("subcommand")
+            ckpt_path = (self.config.get(subcommand) or {}).get("ckpt_path") if subcommand else None
+            if ckpt_path not in (None, *LIGHTNING_CKPT_KEYWORDS):
+                check_checkpoint_file(ckpt_path)  # before LightningCLI reads its hparams
             if printing:
                 subcommand = self.config.subcommand
                 self._apply_run_defaults(self.config[subcommand])
@@ -173,6 +179,7 @@ def _build_cli_class(argv: Sequence[str] = ()):
                 return requested
             path = last_checkpoint(config.trainer.default_root_dir or "runs/default")
             if path.is_file():
+                check_checkpoint_file(path)
                 return str(path)
             if requested == "auto":
                 return None

@@ -6,9 +6,12 @@ position) is written
 - every ``every_n_steps`` optimizer steps (default 100), always at a step boundary, so a resumed
   run continues exactly where the checkpoint was taken;
 - after every validation run, and when training ends;
-- on the first Ctrl-C: the run stops at the end of the current optimizer step (the window of an
-  accumulated step is never cut), saves, prints where the checkpoint is and how to resume, and
-  exits. A second Ctrl-C quits at once (the last periodic checkpoint stays).
+- on the first Ctrl-C or SIGTERM (a preemptible machine, SLURM's time limit, ``kill``): the run
+  stops at the end of the current optimizer step (the window of an accumulated step is never
+  cut), saves, prints where the checkpoint is and how to resume, and exits. Under DDP the ranks
+  agree at each step boundary, so a signal that reached one rank stops them all at the same
+  step. A second Ctrl-C quits at once (the last periodic checkpoint stays). Our SIGTERM handler
+  replaces Lightning's for the fit, which would raise mid-window and save nothing.
 
 Writes are atomic (a temporary file, then a rename), so a run killed while saving keeps the
 previous checkpoint. The checkpoint also records what the run trained (model reference, data,
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,8 @@ from autotrain_pl.errors import AutotrainError
 from autotrain_pl.training.policy import PolicyHolder
 
 LAST = "last.ckpt"
+#: Signals that stop a fit at the next optimizer step with a checkpoint, by their log name.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 #: What a run trained, as recorded in its checkpoint: data module settings that change the data.
 DATA_IDENTITY = ("data_path", "valid_path", "chat_format", "max_length", "train_on", "split",
                  "row_format")
@@ -39,6 +45,27 @@ DATA_IDENTITY = ("data_path", "valid_path", "chat_format", "max_length", "train_
 def last_checkpoint(default_root_dir: str | Path) -> Path:
     """Where a run directory keeps the checkpoint it resumes from."""
     return Path(default_root_dir) / "checkpoints" / LAST
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """A missing, truncated or corrupt checkpoint fails in one line naming it, not in a pickle
+    traceback. ``torch.save`` writes a zip archive: its directory shows truncation, and the
+    CRC of every member shows corruption (one read of the file, which the load reads anyway)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AutotrainError(f"--ckpt_path {path}: there is no checkpoint file there")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_member = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        reason = f"truncated or not a checkpoint: {error}"
+    else:
+        if bad_member is None:
+            return
+        reason = f"corrupt: {bad_member} fails its checksum"
+    raise AutotrainError(
+        f"--ckpt_path {path}: the checkpoint is {reason}; resume from another checkpoint or "
+        "start again without --ckpt_path")
 
 
 def run_identity(trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
@@ -71,7 +98,8 @@ class ResumeCheckpoint(Callback):
         self._last_saved_step = -1
         self._step_at_batch_start = 0
         self._stop_requested = False
-        self._previous_handler: Any = None
+        self._stop_signal = ""
+        self._previous_handlers: dict[int, Any] = {}
         self._identity: dict[str, Any] = {}
         self._restored_identity: dict[str, Any] | None = None
 
@@ -83,9 +111,20 @@ class ResumeCheckpoint(Callback):
         """Write ``last.ckpt`` atomically; every rank takes part, rank 0 writes."""
         path = self.path(trainer)
         partial = path.with_name(f".{LAST}.partial")
-        if trainer.is_global_zero:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(partial, weights_only=False)  # optimizer too: a real resume
+        try:
+            if trainer.is_global_zero:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            trainer.save_checkpoint(partial, weights_only=False)  # optimizer too: a real resume
+        except OSError as error:  # disk full, a read-only or vanished directory
+            # Rank 0 alone writes, so it alone fails; the launcher (torchrun, Lightning's) then
+            # ends the other ranks.
+            partial.unlink(missing_ok=True)
+            kept = f"the previous checkpoint {path} is intact" if path.is_file() else \
+                "no earlier checkpoint exists"
+            raise AutotrainError(
+                f"could not write the checkpoint {path} ({error.strerror or error}); {kept}. "
+                "Free disk space or choose another --trainer.default_root_dir, then resume "
+                "with --ckpt_path last") from error
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             os.replace(partial, path)
@@ -101,6 +140,9 @@ class ResumeCheckpoint(Callback):
         stepped = trainer.global_step != self._step_at_batch_start
         if not stepped:  # inside an accumulation window: no checkpoint, no stop
             return
+        if trainer.world_size > 1:  # a signal may have reached some ranks only
+            self._stop_requested = trainer.strategy.reduce_boolean_decision(
+                self._stop_requested, all=False)
         if self._stop_requested:
             trainer.should_stop = True
         elif trainer.global_step % self.every_n_steps == 0:
@@ -113,39 +155,43 @@ class ResumeCheckpoint(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._last_saved_step != trainer.global_step:
             self.save(trainer)
-        self._restore_sigint()
+        self._restore_handlers()
         if self._stop_requested:
             path = self.path(trainer)
             how = self.resume_command or f"trainer.fit(..., ckpt_path={str(path)!r})"
-            rank_zero_info(f"\nStopped at step {trainer.global_step} (Ctrl-C). Saved {path}\n"
+            rank_zero_info(f"\nStopped at step {trainer.global_step} "
+                           f"({self._stop_signal or 'signal on another rank'}). Saved {path}\n"
                            f"Resume with: {how}")
             raise KeyboardInterrupt  # Lightning's shutdown path: no export of a partial run
 
-    # -- Ctrl-C -------------------------------------------------------------------------------
+    # -- Ctrl-C and SIGTERM --------------------------------------------------------------------
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._stop_requested = False
         if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
             rank_zero_info(f"The run already reached max_steps={trainer.max_steps}; raise "
                            "--trainer.max_steps (or max_epochs) to train further")
-        try:
-            self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
-        except ValueError:  # not the main thread (e.g. a notebook worker): keep Ctrl-C as is
-            self._previous_handler = None
+        for signum in STOP_SIGNALS:
+            try:
+                self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+            except ValueError:  # not the main thread (e.g. a notebook worker): keep it as is
+                pass
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self._stop_requested = True
-        self._restore_sigint()  # a second Ctrl-C interrupts at once
-        print("\nCtrl-C: stopping after this optimizer step to save a checkpoint "
-              "(press Ctrl-C again to quit now)", flush=True)
+        self._stop_signal = STOP_SIGNALS[signum]
+        self._restore_handlers()  # a second Ctrl-C interrupts at once
+        print(f"\n{self._stop_signal}: stopping after this optimizer step to save a checkpoint"
+              + (" (press Ctrl-C again to quit now)" if signum == signal.SIGINT else ""),
+              flush=True)
 
-    def _restore_sigint(self) -> None:
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous_handlers = {}
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule,
                      exception: BaseException) -> None:
-        self._restore_sigint()
+        self._restore_handlers()
 
     # -- what the run trained -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from autotrain_pl.training import (
     resolve_optimizer_class,
     warmup_steps_for,
 )
+from autotrain_pl.training.strategies import check_trainer_strategy
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class ObjectiveModule(LightningModule):
         skip_non_finite_steps: skip (with a warning) an optimizer step whose gradients hold NaN
             or inf, so weights and optimizer state stay finite; counted as
             ``train/skipped_steps``.
+        max_consecutive_skipped_steps: stop the run (one-line error, last checkpoint kept) when
+            this many optimizer steps in a row were skipped as non-finite; null: never.
         export: write ``<default_root_dir>/export`` at the end of fit.
         export_mode: ``merged`` (LoRA folded in), ``adapter`` (adapter only) or ``full``.
         use_enhanced_eval: seed-style switch: add generation metrics, held-out and benchmark
@@ -129,6 +132,7 @@ class ObjectiveModule(LightningModule):
         warmup_steps: int = 0,
         warmup_ratio: float = 0.0,
         skip_non_finite_steps: bool = True,
+        max_consecutive_skipped_steps: int | None = 10,
         export: bool = True,
         export_mode: str = "merged",
         use_enhanced_eval: bool = False,
@@ -152,10 +156,16 @@ class ObjectiveModule(LightningModule):
             eval_benchmark_num_fewshot=eval_benchmark_num_fewshot,
             eval_benchmark_limit=eval_benchmark_limit,
         )
-        if learning_rate <= 0:
+        if not 0 < learning_rate < float("inf"):  # written so that NaN fails too
             raise AutotrainError(f"model.learning_rate={learning_rate} must be > 0 (e.g. 2e-4)")
-        if weight_decay < 0:
+        if not 0 <= weight_decay < float("inf"):
             raise AutotrainError(f"model.weight_decay={weight_decay} must be >= 0")
+        if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
+            raise AutotrainError(f"model.betas={list(betas)} must be two numbers in [0, 1) "
+                                 "(e.g. [0.9, 0.999])")
+        from autotrain_pl.training.stepping import check_max_consecutive_skips
+
+        check_max_consecutive_skips(max_consecutive_skipped_steps)  # before the model loads
         if warmup_steps < 0 or not 0.0 <= warmup_ratio < 1.0:
             raise AutotrainError("model.warmup_steps must be >= 0 and model.warmup_ratio in [0, 1)")
         if export_mode not in ("merged", "adapter", "full"):
@@ -183,7 +193,9 @@ class ObjectiveModule(LightningModule):
         self.model.train()  # from_pretrained returns eval mode, which would disable dropout
         self.tokenizer = None
         self.renderer = None
-        self.step_controller = StepController(skip_non_finite=skip_non_finite_steps)
+        self.step_controller = StepController(
+            skip_non_finite=skip_non_finite_steps,
+            max_consecutive_skips=max_consecutive_skipped_steps)
         #: The resolved config of the run, recorded in the export (``aitrain`` sets it).
         self.run_config: dict[str, Any] | None = None
         self._eval_means = MeanAccumulator()
@@ -247,6 +259,7 @@ class ObjectiveModule(LightningModule):
     def setup(self, stage: str) -> None:
         """Take the tokenizer and renderer of a ``ChatDataModule``; with other data, call
         ``attach_tokenizer`` before fit (export and generation need one)."""
+        check_trainer_strategy(self.trainer, self)
         datamodule = self.trainer.datamodule
         own_encoding = getattr(self, "example_encoding", None)
         if own_encoding is None or own_encoding() is None:  # an encoding checks its own rows
@@ -457,7 +470,15 @@ class ObjectiveModule(LightningModule):
         if not self.hparams.export or self.tokenizer is None:
             return
         if self.trainer.is_global_zero:
-            log.info("exported the trained model to %s", self.export(self.export_dir()))
+            out_dir = self.export_dir()
+            try:
+                log.info("exported the trained model to %s", self.export(out_dir))
+            except OSError as error:  # disk full, a read-only directory
+                raise AutotrainError(
+                    f"could not write the export to {out_dir} ({error.strerror or error}); the "
+                    "trained weights are in the run's checkpoints/last.ckpt: free space or fix "
+                    "the directory, then run the same command with --ckpt_path last to export "
+                    "them") from error
         self.trainer.strategy.barrier()
 
     def export(self, out_dir: str | Path) -> Path:

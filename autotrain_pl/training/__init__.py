@@ -21,6 +21,7 @@ from autotrain_pl.training.stepping import (
     LossOutput,
     MeanAccumulator,
     NonFiniteGradientWarning,
+    NonFiniteTrainingError,
     StepController,
     StepOutcome,
     SteppedModule,
@@ -39,7 +40,7 @@ from autotrain_pl.training.tokens import (
 
 __all__ = [
     "SCHEDULES", "CompiledLayers", "FrozenModel", "FrozenValueCache", "LossOutput", "MeanAccumulator",
-    "NonFiniteGradientWarning", "PolicyHolder", "StepController", "StepOutcome", "SteppedModule",
+    "NonFiniteGradientWarning", "NonFiniteTrainingError", "PolicyHolder", "StepController", "StepOutcome", "SteppedModule",
     "TokenSelection", "check_clip_norm", "check_loss_output", "compiled_layers_for", "count_real_tokens",
     "forward_logprobs", "forward_trained_logits", "forward_trained_states", "lr_lambda",
     "model_signature", "parameter_groups", "rank_zero_first", "resolve_optimizer_class", "select_trained_tokens",

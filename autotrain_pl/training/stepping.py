@@ -41,6 +41,10 @@ class NonFiniteGradientWarning(RuntimeWarning):
     """An optimizer step was skipped because its gradients held NaN or inf."""
 
 
+class NonFiniteTrainingError(AutotrainError):
+    """Too many optimizer steps in a row had non-finite gradients: the run is broken."""
+
+
 @dataclass
 class LossOutput:
     """What an objective's ``compute_loss`` returns for one micro-batch.
@@ -120,6 +124,14 @@ class StepOutcome:
     skipped_steps: int = 0
 
 
+def check_max_consecutive_skips(value: int | None) -> int | None:
+    """None (never stop) or a positive number of steps."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise AutotrainError(f"model.max_consecutive_skipped_steps={value!r} must be a positive "
+                             "number of optimizer steps (e.g. 10) or null (never stop)")
+    return value
+
+
 def check_clip_norm(name: str, value: float | None) -> float | None:
     """Validate a clipping norm: None (off) or a positive finite number."""
     if value is None:
@@ -155,13 +167,18 @@ class StepController:
         gradient_clip_norm: default max L2 norm of the normalized gradients; None: no clipping.
         skip_non_finite: skip (with a ``NonFiniteGradientWarning``) a step whose gradients are
             not finite, instead of letting NaN/inf into the weights and optimizer state.
+        max_consecutive_skips: raise ``NonFiniteTrainingError`` when this many steps in a row
+            were skipped (None: never). A few skips are noise (an fp16 overflow, one bad
+            batch); many in a row mean a diverged run that would only burn compute.
     """
 
     def __init__(self, gradient_clip_norm: float | None = None,
-                 skip_non_finite: bool = True) -> None:
+                 skip_non_finite: bool = True, max_consecutive_skips: int | None = None) -> None:
         self.gradient_clip_norm = check_clip_norm("gradient_clip_norm", gradient_clip_norm)
         self.skip_non_finite = bool(skip_non_finite)
+        self.max_consecutive_skips = check_max_consecutive_skips(max_consecutive_skips)
         self.skipped_steps = 0
+        self.consecutive_skips = 0
         self._sums = torch.zeros(2, dtype=torch.float64)  # loss sum, units
         self._metric_names: list[str] = []
         self._metric_sums: Tensor | None = None
@@ -269,10 +286,20 @@ class StepController:
         grads = [p.grad for p in params if p.grad is not None]
         norm_value = float(total_grad_norm(grads)) * scale
         skipped = self.skip_non_finite and not math.isfinite(norm_value)
+        self.consecutive_skips = self.consecutive_skips + 1 if skipped else 0
         if skipped:
             self.skipped_steps += 1
             for param in params:
                 param.grad = None
+            if self.max_consecutive_skips is not None and \
+                    self.consecutive_skips >= self.max_consecutive_skips:
+                self.reset()
+                raise NonFiniteTrainingError(
+                    f"{self.consecutive_skips} optimizer steps in a row had non-finite "
+                    f"gradients (NaN/inf), so the run stopped; the weights are those of the last "
+                    "finite step and the last checkpoint is kept. Lower the learning rate, clip "
+                    "gradients, check the data for NaN/inf, or raise "
+                    "model.max_consecutive_skipped_steps")
         else:
             if clip is not None and norm_value > clip:
                 scale *= clip / (norm_value + 1e-6)  # torch.nn.utils.clip_grad_norm_'s rule
@@ -313,6 +340,7 @@ class StepController:
             "micro_batches": self.micro_batches,
             "tokens": self.tokens,
             "skipped_steps": self.skipped_steps,
+            "consecutive_skips": self.consecutive_skips,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -322,6 +350,7 @@ class StepController:
         self.micro_batches = int(state["micro_batches"])
         self.tokens = int(state["tokens"])
         self.skipped_steps = int(state["skipped_steps"])
+        self.consecutive_skips = int(state.get("consecutive_skips", 0))
 
 
 class MeanAccumulator:
