@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -43,6 +44,7 @@ from autotrain_pl.data.validation import (
     located,
     option_name,
     require_assistant,
+    shown,
 )
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import (
@@ -134,6 +136,45 @@ def encode_text(document: TextDocument, tokenizer, max_length: int, policy: str)
     return _sft(ids, [1.0] * len(ids), max_length, policy)
 
 
+def check_record(record: Record, mode: str) -> None:
+    """The checks of the ``encode_*`` function of ``mode`` that need no tokenizer, so that every
+    row can be checked before a model loads (``ChatDataModule.preflight``).
+
+    Raises:
+        RowError: naming the field; the caller adds the row's place.
+    """
+    if mode == "preference":
+        if not isinstance(record, Preference):
+            raise RowError("chosen", "preference training needs chosen and rejected columns")
+        _margin(record)
+    elif mode == "unpaired_preference":
+        if not isinstance(record, UnpairedPreference):
+            raise RowError("label", "unpaired feedback needs prompt, completion and label columns")
+    elif mode == "generate":
+        split_prompt(record)
+        row_tools(record)
+    elif isinstance(record, Conversation):
+        require_assistant(record.messages, "messages")
+        row_tools(record)
+
+
+def check_rows(source: LoadedSource, spec: RowFormat, mode: str, batch_size: int = 1000) -> None:
+    """Convert and check every row of ``source`` (``check_record``), without tokenizing.
+
+    Raises:
+        AutotrainError: the first bad row, naming its file and line (or row) and field.
+    """
+    index = 0
+    for batch in source.dataset.iter(batch_size=batch_size):
+        columns = list(batch)
+        for values in zip(*batch.values(), strict=True):
+            try:
+                check_record(to_record(dict(zip(columns, values, strict=True)), spec), mode)
+            except (RowError, AutotrainError) as err:
+                raise located(source.locator.where(index), err) from None
+            index += 1
+
+
 def encode_sft(
     record: Record, renderer, train_on: TrainOnWhat, max_length: int, policy: str
 ) -> dict[str, Any]:
@@ -141,7 +182,7 @@ def encode_sft(
         return encode_text(record, renderer.tokenizer, max_length, policy)
     if isinstance(record, Preference):  # SFT on preference data trains on the chosen reply
         record = Conversation(record.prompt + record.chosen, record.metadata)
-    require_assistant(record.messages, "messages")
+    check_record(record, "sft")
     ids, weights = renderer.build_supervised_example(record.messages, train_on,
                                                      tools=row_tools(record))
     return _sft(list(ids), list(weights), max_length, policy)
@@ -165,8 +206,8 @@ def _margin(record: Preference) -> float | None:
     value = record.metadata.get("margin")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise RowError("margin", f"must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RowError("margin", f"must be a finite number, got {shown(value)}")
     return float(value)
 
 
@@ -176,8 +217,7 @@ def encode_preference(record: Record, renderer, max_length: int, policy: str) ->
     Rows that cannot teach a preference get a ``BAD_PAIR_REASONS`` status (the caller drops or
     refuses them); an optional numeric ``margin`` column (reward models) is carried along.
     """
-    if not isinstance(record, Preference):
-        raise RowError("chosen", "preference training needs chosen and rejected columns")
+    check_record(record, "preference")
     prompt_ids = renderer.build_generation_prompt(record.prompt)
     chosen = renderer.render_completion(record.prompt, record.chosen)
     rejected = renderer.render_completion(record.prompt, record.rejected)
@@ -218,8 +258,7 @@ def encode_preference(record: Record, renderer, max_length: int, policy: str) ->
 
 def encode_unpaired(record: Record, renderer, max_length: int, policy: str) -> dict[str, Any]:
     """The prompt and its labelled completion, with the same bad-row statuses as pairs."""
-    if not isinstance(record, UnpairedPreference):
-        raise RowError("label", "unpaired feedback needs prompt, completion and label columns")
+    check_record(record, "unpaired_preference")
     prompt_ids = renderer.build_generation_prompt(record.prompt)
     completion = renderer.render_completion(record.prompt, record.completion)
     ids, weights = list(completion.input_ids), list(completion.loss_weights)
@@ -417,7 +456,7 @@ def encode_dataset(
 
 
 def _report_bad_pairs(statuses: list[str], counts: Counter, locator: RowLocator,
-                      policy: str, shown: int = 3) -> None:
+                      policy: str, listed: int = 3) -> None:
     """Refuse (``error``) or name and count (``drop``) the rows with a ``BAD_PAIR_REASONS``
     status, so the user can find and fix them."""
     parts = []
@@ -431,8 +470,8 @@ def _report_bad_pairs(statuses: list[str], counts: Counter, locator: RowLocator,
                 f"{locator.name}); fix or remove them, or set {option_name('bad_rows')}=drop to "
                 "skip them"
             )
-        places = ", ".join(locator.where(i) for i in rows[:shown])
-        more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+        places = ", ".join(locator.where(i) for i in rows[:listed])
+        more = f" and {len(rows) - listed} more" if len(rows) > listed else ""
         parts.append(f"{len(rows)} where {reason} ({places}{more})")
     if parts:
         log.warning("%s: dropped %s; fix or remove those rows (%s=error stops at them)",

@@ -32,6 +32,7 @@ from autotrain_pl.data.validation import (
     as_turns,
     option_name,
     option_setting,
+    shown,
 )
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import Conversation, Message, Preference, UnpairedPreference
@@ -97,13 +98,19 @@ def _expected() -> str:
     return "; ".join(f.describe() for f in ROW_FORMATS.values())
 
 
+def _column_list(columns: Sequence[str], most: int = 20) -> str:
+    """The column names for an error, each cut short, at most ``most`` of them."""
+    names = [shown(str(c), 40)[1:-1] for c in list(columns)[:most]]
+    return ", ".join(names) + (", ..." if len(columns) > most else "") or "none"
+
+
 def detect_row_format(columns: Sequence[str], source: str, row_format: str = "auto") -> RowFormat:
     """The row format of a dataset with ``columns``: the override, or the single one that fits.
 
     Raises:
         AutotrainError: unknown override, missing columns, or several formats fit.
     """
-    found = ", ".join(columns) or "none"
+    found = _column_list(columns)
     mapping, chosen = option_name("column_mapping"), option_name("row_format")
     if row_format != "auto":
         name = row_format.replace("-", "_")
@@ -189,7 +196,7 @@ def _sharegpt_messages(row: Mapping[str, Any]) -> list[Message]:
         if speaker not in SHAREGPT_ROLES:
             raise RowError(
                 f"{name}.from",
-                f"unknown speaker {speaker!r}; use one of: {', '.join(SHAREGPT_ROLES)}",
+                f"unknown speaker {shown(speaker)}; use one of: {', '.join(SHAREGPT_ROLES)}",
             )
         messages.append(
             as_message(
@@ -232,7 +239,7 @@ def _unpaired(row: Mapping[str, Any], metadata: dict[str, Any]) -> UnpairedPrefe
     label = row.get("label")
     key = label.strip().lower() if isinstance(label, str) else label
     if isinstance(key, float) or key not in _LABELS:
-        raise RowError("label", f"must be true (desirable) or false (undesirable), got {label!r}")
+        raise RowError("label", f"must be true (desirable) or false (undesirable), got {shown(label)}")
     prompt = as_turns(row.get("prompt"), "prompt", role="user")
     completion = _completion_turns(row.get("completion"), "completion", False)
     return UnpairedPreference(prompt, completion, _LABELS[key], metadata)

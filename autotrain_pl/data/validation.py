@@ -10,6 +10,7 @@ adds the place with :func:`located`, so the user sees one line such as::
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -105,11 +106,18 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a value from a huge line must not make the
+    one-line error huge too."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def as_text(value: Any, field: str, allow_empty: bool = True) -> str:
     """A string field; lists, numbers and nulls are rejected rather than silently stringified."""
     if not isinstance(value, str):
         raise RowError(
-            field, f"must be a string, got {_type_name(value)} ({value!r:.60}); fix the value"
+            field, f"must be a string, got {_type_name(value)} ({shown(value)}); fix the value"
         )
     if not allow_empty and not value.strip():
         raise RowError(field, "is empty; fill it in or remove the row")
@@ -127,7 +135,7 @@ def as_message(item: Any, field: str, role: str | None = None) -> Message:
     if role not in KNOWN_ROLES:
         raise RowError(
             f"{field}.role",
-            f"unknown role {role!r}; use one of: {', '.join(KNOWN_ROLES)} "
+            f"unknown role {shown(role)}; use one of: {', '.join(KNOWN_ROLES)} "
             f"(rename it in the data, or pick the matching {option_name('row_format')})",
         )
     tool_calls = item.get("tool_calls") or ()
@@ -139,7 +147,7 @@ def as_message(item: Any, field: str, role: str | None = None) -> Message:
     if not isinstance(content, str):
         raise RowError(
             f"{field}.content",
-            f"content must be a string, got {_type_name(content)} ({content!r:.60}); "
+            f"content must be a string, got {_type_name(content)} ({shown(content)}); "
             "write the message text as one string",
         )
     if role == "assistant" and not content.strip() and not tool_calls:
@@ -149,6 +157,8 @@ def as_message(item: Any, field: str, role: str | None = None) -> Message:
     weight = item.get("weight")
     if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float)):
         raise RowError(f"{field}.weight", f"weight must be a number, got {_type_name(weight)}")
+    if weight is not None and not (math.isfinite(weight) and weight >= 0):
+        raise RowError(f"{field}.weight", f"weight must be a finite number >= 0, got {weight!r}")
     for key in ("name", "tool_call_id"):
         if item.get(key) is not None and not isinstance(item[key], str):
             raise RowError(f"{field}.{key}", f"must be a string, got {_type_name(item[key])}")

@@ -33,8 +33,11 @@ class LoraOptions:
     modules_to_save: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.r < 1:
-            raise AutotrainError(f"lora.r={self.r} must be >= 1")
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
+            raise AutotrainError(f"lora.r={self.r!r} must be an integer >= 1 (e.g. 16)")
+        if isinstance(self.alpha, bool) or not 0 < self.alpha < float("inf"):  # NaN fails too
+            raise AutotrainError(f"lora.alpha={self.alpha!r} must be > 0 (e.g. 2 * r); the update "
+                                 "is scaled by alpha / r")
         if not 0.0 <= self.dropout < 1.0:
             raise AutotrainError(f"lora.dropout={self.dropout} must be in [0, 1)")
 

@@ -61,7 +61,8 @@ def export_model(
     """
     if mode not in EXPORT_MODES:
         raise AutotrainError(f"export_mode={mode!r} is not known; use one of {', '.join(EXPORT_MODES)}")
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()
+    check_replaceable(out)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -88,6 +89,24 @@ def export_model(
     shutil.rmtree(out, ignore_errors=True)  # replace atomically-enough: the old export stays until now
     staging.rename(out)
     return out
+
+
+def check_replaceable(out: Path) -> None:
+    """An export replaces what is at ``out``: only an earlier export, or an empty folder.
+
+    A mistyped path (``.``, the home folder, a data folder) must never be deleted to make room.
+    """
+    resolved = out.resolve()
+    if not resolved.name or resolved == Path.home().resolve():
+        raise AutotrainError(f"cannot export to {out}: give a folder of its own, e.g. runs/my-run/export")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise AutotrainError(f"cannot export to {out}: it is a file or a link, not a folder; "
+                             "give a new folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_METADATA).is_file():
+        raise AutotrainError(
+            f"cannot export to {out}: the folder holds files but no earlier export "
+            f"({EXPORT_METADATA}), and an export replaces the whole folder; give a new or empty one"
+        )
 
 
 def serving_tokenizer(tokenizer, renderer):

@@ -6,6 +6,7 @@ checkpointing, 4-bit/8-bit quantization and LoRA. ``trust_remote_code`` defaults
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,27 @@ from autotrain_pl.models.heads import (
 from autotrain_pl.models.quantization import QuantizationOptions
 from autotrain_pl.models.references import adapter_base_ref, resolve_model_ref
 
+log = logging.getLogger(__name__)
+#: Sources already warned about: a run loads the tokenizer, the model and maybe a reference copy.
+_WARNED_REMOTE_CODE: set[str] = set()
+
+
+def warn_remote_code(source: str, trust_remote_code: bool) -> None:
+    """With ``trust_remote_code``, say whose code runs: the Python files in that repository or
+    directory run in this process with the user's rights (once per source)."""
+    if not trust_remote_code or source in _WARNED_REMOTE_CODE:
+        return
+    _WARNED_REMOTE_CODE.add(source)
+    log.warning("trust_remote_code=true: the Python code in %r will run on this machine with "
+                "your rights; use it only for a repository you trust", source)
+
 
 def load_tokenizer(ref: str, *, trust_remote_code: bool = False):
     """Load the tokenizer of a model reference; pad falls back to EOS when the model has none."""
     from transformers import AutoTokenizer
 
     resolved = resolve_model_ref(ref)
+    warn_remote_code(resolved.source, trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             resolved.source, trust_remote_code=trust_remote_code
@@ -104,6 +120,7 @@ def load_model(
                                      head=head, attn_implementation=attn_implementation,
                                      trust_remote_code=trust_remote_code)
         return prepare_for_training(model, gradient_checkpointing=gradient_checkpointing)
+    warn_remote_code(resolved.source, trust_remote_code)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         kwargs["dtype"] = torch_dtype(dtype) if dtype != "auto" else "auto"

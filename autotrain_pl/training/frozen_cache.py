@@ -40,6 +40,9 @@ class FrozenValueCache:
     def __init__(self, directory: str | Path, row_counts: Sequence[int],
                  columns: Mapping[str, tuple[Any, int]], rank: int = 0) -> None:
         self.directory = Path(directory)
+        bad = [name for name in columns if not str(name).isidentifier()]
+        if bad:  # each column is a file in the directory: a name must not lead out of it
+            raise ValueError(f"frozen-value cache column names must be identifiers, got {bad}")
         self.columns = {name: (np.dtype(dtype), int(width)) for name, (dtype, width)
                         in columns.items()}
         self.rank = rank
@@ -65,7 +68,8 @@ class FrozenValueCache:
         meta_path = self.directory / "meta.json"
         self.filled = np.zeros(self.num_examples, dtype=bool)
         if meta_path.exists() and json.loads(meta_path.read_text()) == self._meta():
-            self.arrays = {name: np.load(self.directory / f"{name}.npy", mmap_mode="r+")
+            self.arrays = {name: np.load(self.directory / f"{name}.npy", mmap_mode="r+",
+                                         allow_pickle=False)
                            for name in self.columns}
             self.refresh()
             return
@@ -91,7 +95,7 @@ class FrozenValueCache:
     def refresh(self) -> None:
         """Take in the examples other ranks have flushed (their rows share the mapped files)."""
         for path in self.directory.glob("filled-rank*.npy"):
-            saved = np.load(path)
+            saved = np.load(path, allow_pickle=False)
             if saved.shape == self.filled.shape:
                 self.filled |= saved
 
