@@ -56,7 +56,8 @@ class RewardModule(ObjectiveModule):
     def __init__(self, *args: Any, center_rewards_coefficient: float | None = None,
                  pair_layout: str = "packed", **kwargs: Any) -> None:
         if center_rewards_coefficient is not None and (
-                isinstance(center_rewards_coefficient, bool) or center_rewards_coefficient < 0):
+                isinstance(center_rewards_coefficient, bool)
+                or not 0 <= center_rewards_coefficient < float("inf")):  # NaN fails too
             raise AutotrainError(f"model.center_rewards_coefficient={center_rewards_coefficient!r} "
                                  "must be >= 0 (e.g. 0.01), or null for none")
         encoding = PairEncoding(pair_layout, cache_index=False)  # checks the layout first

@@ -59,7 +59,7 @@ class DistillationSettings:
         if not self.teacher_model or not isinstance(self.teacher_model, str):
             raise AutotrainError("model.teacher_model is not set; name the teacher (e.g. "
                                  "builtin:mini or Qwen/Qwen2.5-1.5B-Instruct)")
-        if isinstance(self.temperature, bool) or not self.temperature > 0:
+        if isinstance(self.temperature, bool) or not 0 < self.temperature < float("inf"):
             raise AutotrainError(f"model.temperature={self.temperature!r} must be > 0 (e.g. 3.0)")
         if isinstance(self.alpha, bool) or not 0.0 <= self.alpha <= 1.0:
             raise AutotrainError(f"model.alpha={self.alpha!r} must lie in [0, 1] (weight of KD)")

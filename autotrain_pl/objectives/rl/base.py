@@ -90,7 +90,8 @@ class RLObjective(ObjectiveModule):
         **kwargs: Any,
     ) -> None:
         _check_options(max_new_tokens=max_new_tokens, temperature=temperature,
-                       rl_chunk_size=rl_chunk_size, rl_mini_batch_size=rl_mini_batch_size)
+                       rl_chunk_size=rl_chunk_size, rl_mini_batch_size=rl_mini_batch_size,
+                       top_p=top_p, top_k=top_k)
         self.make_group = ENVIRONMENTS.get(rl_env_type)
         check_env_options(self.make_group, rl_env_type, rl_env_options or {})
         self.reward, self.reward_model_weight = _rewards(rl_env_type, rl_reward_fn,
@@ -284,15 +285,20 @@ def check_count(name: str, value: int, minimum: int = 1, hint: str = "") -> None
 
 
 def _check_options(*, max_new_tokens: int, temperature: float, rl_chunk_size: int,
-                   rl_mini_batch_size: int | None) -> None:
+                   rl_mini_batch_size: int | None, top_p: float = 1.0,
+                   top_k: int | None = None) -> None:
     for name, value in (("max_new_tokens", max_new_tokens), ("rl_chunk_size", rl_chunk_size)):
         check_count(name, value)
     if rl_mini_batch_size is not None:
         check_count("rl_mini_batch_size", rl_mini_batch_size,
                     hint=", or null (the whole rollout batch)")
-    if not temperature > 0:
+    if not 0 < temperature < float("inf"):
         raise AutotrainError(f"model.temperature={temperature!r} must be > 0: RL samples its "
                              "rollouts (1.0 as in TRL)")
+    if not 0 < top_p <= 1:
+        raise AutotrainError(f"model.top_p={top_p!r} must be in (0, 1] (1 means off)")
+    if top_k is not None:
+        check_count("top_k", top_k, 0, hint=" (0 or null: off)")
 
 
 def episode_metric_means(rollouts: Sequence[Rollout]) -> dict[str, float]:

@@ -123,7 +123,7 @@ class PPOModule(RLObjective):
                            target_kl=rl_target_kl, kl_horizon=rl_kl_horizon,
                            kl_estimator=rl_kl_estimator)
         check_value_model(value_model, value_model_path)
-        if isinstance(entropy_coef, bool) or not entropy_coef >= 0:
+        if isinstance(entropy_coef, bool) or not 0 <= entropy_coef < float("inf"):
             raise AutotrainError(f"model.entropy_coef={entropy_coef!r} must be >= 0 (0: no "
                                  "entropy bonus; 0.01 is common)")
         self.samples_per_problem = samples_per_prompt
