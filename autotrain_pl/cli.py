@@ -215,8 +215,8 @@ def _build_cli_class(argv: Sequence[str] = ()):
             data_class = import_object(data.class_path, "data.class_path")
             init_args = data.get("init_args")
             datamodule = data_class(**(init_args.as_dict() if init_args is not None else {}))
-            if isinstance(datamodule, ChatDataModule) and not _distils(config.get("model")):
-                datamodule.preflight()  # distillation encodes its own pairs, at setup
+            if isinstance(datamodule, ChatDataModule) and not _encodes_own_rows(config.get("model")):
+                datamodule.preflight()  # distillation and RL encode their own rows, at setup
                 _check_data_for_model(config.get("model"), datamodule)
 
         def before_fit(self) -> None:
@@ -248,16 +248,18 @@ def _check_scale_out(config) -> None:
                    use_orig_params=dict_kwargs.get("use_orig_params"))
 
 
-def _distils(model) -> bool:
-    """Whether the model config distils (its data may be prompts the teacher answers)."""
+def _encodes_own_rows(model) -> bool:
+    """Whether the objective reads its rows itself: distillation (its data may be prompts the
+    teacher answers) and RL (prompts and references, no replies)."""
     if model is None or not model.get("class_path"):
         return False
     from autotrain_pl.objectives import DistillationModule
+    from autotrain_pl.objectives.rl.base import RLObjective
 
     init_args = model.get("init_args")
     cls = import_object(model.class_path, "model.class_path")
-    return issubclass(cls, DistillationModule) or bool(init_args and
-                                                        init_args.get("use_distillation"))
+    return issubclass(cls, DistillationModule | RLObjective) or bool(
+        init_args and init_args.get("use_distillation"))
 
 
 def _check_data_for_model(model, datamodule) -> None:

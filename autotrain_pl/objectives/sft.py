@@ -49,7 +49,7 @@ class SFTModule(ObjectiveModule):
         loss_params: dict[str, dict[str, Any]] | None = None,
         use_distillation: bool = False,
         teacher_model: str | None = None,
-        distillation: dict[str, Any] | None = None,
+        distillation: dict | None = None,  # not dict[str, Any]: jsonargparse re-parses Any
         **kwargs: Any,
     ) -> None:
         if not use_distillation and (teacher_model or distillation):
@@ -249,7 +249,7 @@ class DistillationModule(SFTModule):
         teacher_device: str | None = None,
         teacher_quantization: Any | None = None,
         use_distillation: bool = True,
-        distillation: dict[str, Any] | None = None,
+        distillation: dict | None = None,
         **kwargs: Any,
     ) -> None:
         if not use_distillation:

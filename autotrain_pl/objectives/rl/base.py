@@ -78,7 +78,7 @@ class RLObjective(ObjectiveModule):
         top_p: float = 1.0,
         top_k: int | None = None,
         rl_env_type: str = "arithmetic",
-        rl_env_options: dict[str, Any] | None = None,
+        rl_env_options: dict | None = None,
         rl_reward_fn: str | list[str] | dict[str, float] | None = None,
         rl_reward_model_path: str | None = None,
         rl_chunk_size: int = 8,

@@ -5,7 +5,6 @@
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 from llm_fit_helpers import SHORT, STUDENT, TEACHER
 
@@ -49,9 +48,6 @@ def test_distillation_example(tmp_path, chat_data):
     assert distillation == {"temperature": 3.5, "alpha": 0.75, "distill_max_teacher_length": 512}
 
 
-@pytest.mark.xfail(strict=True, reason="SFTModule types distillation as dict[str, Any], and "
-                   "jsonargparse parses an Any string again as YAML: 'Complex prompt: {input}' "
-                   "becomes a mapping; typing it as a plain dict keeps strings")
 def test_distillation_prompt_templates(tmp_path, chat_data):
     # Integration guide, "CLI Parameters for Tinker Features": the teacher's prompt template
     project = tmp_path / "distilled_model"
