@@ -50,8 +50,17 @@ class SweepTrialReporter(Callback):
         self._write()  # no stale result from an earlier attempt survives a new one
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
             return
+        if trainer.is_global_zero:
+            self._report(trainer)
+        # Rank 0 asks optuna; under DDP every rank must stop at the same step, or the others
+        # would wait at the next all-reduce for a rank that left.
+        pruned = trainer.strategy.broadcast(self.result["pruned"], src=0)
+        self.result["pruned"] = pruned
+        trainer.should_stop = trainer.should_stop or pruned
+
+    def _report(self, trainer: L.Trainer) -> None:
         metric = trainer.callback_metrics.get(self.monitor)
         step = trainer.global_step
         self.result.update(value=None if metric is None else float(metric), step=step,
@@ -62,7 +71,6 @@ class SweepTrialReporter(Callback):
             trial.report(value, step)
             if trial.should_prune():  # never, with no pruner
                 self.result["pruned"] = True
-                trainer.should_stop = True
         self._write()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
