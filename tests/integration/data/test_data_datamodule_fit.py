@@ -158,7 +158,9 @@ def test_preference_module_batches(tokenizer):
         ).setup("fit")
 
 
-def test_ddp_ranks_get_disjoint_equal_token_budget_batches(tokenizer):
+@pytest.mark.parametrize("batching", [{"max_tokens_per_batch": 1024},
+                                      {"packing": True, "batch_size": 2}], ids=["budget", "packed"])
+def test_ddp_ranks_get_disjoint_equal_token_budget_batches(tokenizer, batching):
     from types import SimpleNamespace
 
     shards = []
@@ -168,7 +170,7 @@ def test_ddp_ranks_get_disjoint_equal_token_budget_batches(tokenizer):
             tokenizer=tokenizer,
             chat_format="chatml",
             max_length=256,
-            max_tokens_per_batch=1024,
+            **batching,
         )
         dm.trainer = SimpleNamespace(world_size=2, global_rank=rank, lightning_module=None)
         dm.setup("fit")
