@@ -210,10 +210,9 @@ class ChatDataModule(LightningDataModule):
             raise AutotrainError(f"num_workers={self.num_workers!r} must be 0 or more")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise AutotrainError(f"valid_fraction={self.valid_fraction} must lie in [0, 1)")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or \
-                not 0 <= self.seed < 2**32:
-            raise AutotrainError(f"seed={self.seed!r} must be an integer in [0, 2**32 - 1] "
-                                 "(numpy's range, which shuffling and the validation split use)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise AutotrainError(f"seed={self.seed!r} must be an integer >= 0 (numpy, which draws "
+                                 "the validation split, takes no negative seed)")
         check_overlong_policy(self.overlong_policy)
         check_bad_row_policy(self.bad_rows)
         if self.row_format != "auto" and self.row_format.replace("-", "_") not in ROW_FORMATS:

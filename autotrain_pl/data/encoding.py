@@ -204,8 +204,13 @@ def _reply_text(messages: list) -> str:
 
 def _margin(record: Preference) -> float | None:
     value = record.metadata.get("margin")
-    if value is None:
+    if value is None or isinstance(value, str) and not value.strip():  # an empty CSV cell
         return None
+    if isinstance(value, str):  # a CSV cell is text: "0.5" is a number there
+        try:
+            value = float(value)
+        except ValueError:
+            raise RowError("margin", f"must be a finite number, got {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RowError("margin", f"must be a finite number, got {shown(value)}")
     return float(value)
@@ -289,7 +294,7 @@ def row_tools(record: Record) -> list[dict[str, Any]] | None:
     since Arrow would merge their schemas into one struct with null fields.
     """
     tools = record.metadata.get("tools")
-    if tools is None:
+    if tools is None or isinstance(tools, str) and not tools.strip():  # an empty CSV cell
         return None
     if isinstance(tools, str):
         try:

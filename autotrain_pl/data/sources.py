@@ -103,22 +103,22 @@ def _json_array_line_of_row(path: str, row: int) -> int | None:
     return None
 
 
-def _csv_records(path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(first line, cells)`` of each non-blank CSV record, the header first; a quoted cell may
-    span lines, so record ``i`` is not always line ``i + 1``."""
+def _csv_records(path: str) -> Iterator[tuple[int, int, list[str]]]:
+    """``(first line, last line, cells)`` of each non-blank CSV record, the header first; a
+    quoted cell may span lines, so record ``i`` is not always line ``i + 1``."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.reader(handle, strict=True)
         end = 0
         for cells in reader:
             start, end = end + 1, reader.line_num
             if cells:
-                yield start, cells
+                yield start, end, cells
 
 
 def _csv_line_of_row(path: str, row: int) -> int:
     """1-based line where data row ``row`` (after the header) starts."""
     try:
-        for index, (line, _) in enumerate(_csv_records(path)):
+        for index, (line, _, _) in enumerate(_csv_records(path)):
             if index == row + 1:
                 return line
     except csv.Error:
@@ -130,16 +130,17 @@ def _locate_malformed_csv(path: str) -> str | None:
     """``path line N: <problem>`` for the first record the CSV reader refuses or that has more
     cells than the header (``pandas`` reports such a record without the file's line)."""
     width = None
-    line = 1
+    read_to = 0  # the last line of the last good record
     try:
-        for line, cells in _csv_records(path):
+        for line, end, cells in _csv_records(path):
             if width is None:
                 width = len(cells)
             elif len(cells) > width:
                 return (f"{path} line {line}: {len(cells)} cells but the header has {width} "
                         "(quote a cell that holds a comma)")
+            read_to = end
     except csv.Error as err:
-        return f"{path} line {line + 1}: malformed CSV ({err})"
+        return f"{path} line {read_to + 1}: malformed CSV ({err})"
     return None
 
 

@@ -190,7 +190,7 @@ RANGES: dict[tuple[str, str], Range | tuple[Range, dict[str, Any]]] = {
     ("data", "eval_batch_size"): positive_int(1),
     ("data", "max_length"): positive_int(1),
     ("data", "valid_fraction"): Range(low=0, high=1, high_open=True),
-    ("data", "seed"): Range(low=0, high=2**32 - 1, integer=True),
+    ("data", "seed"): positive_int(0),
     ("data", "max_tokens_per_batch"): positive_int(1),
     ("data", "pad_to_multiple_of"): positive_int(1),
     ("data", "num_workers"): positive_int(0),

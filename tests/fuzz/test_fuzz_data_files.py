@@ -93,18 +93,6 @@ def test_a_bad_row_after_the_first_64_fails_before_the_model_loads(workdir):
     assert_user_error(outcome, names=["messages[0].role", "'bot'"], line=501, path=path)
 
 
-def _cli_preflights_in_the_objectives_mode() -> bool:
-    """Whether ``aitrain`` tells the preflight how the objective encodes rows (RL: prompts)."""
-    import inspect
-
-    from autotrain_pl import cli
-
-    return "preflight(mode=" in inspect.getsource(cli)
-
-
-@pytest.mark.xfail(not _cli_preflights_in_the_objectives_mode(), strict=True,
-                   reason="cli.py must pass the RL objectives' mode to ChatDataModule.preflight "
-                          "(issue 17 report: preflight(mode='generate') for GRPO/PPO)")
 def test_prompt_only_rows_pass_for_grpo(workdir):
     """RL trains on prompts: rows without a reply (the answer in a column) are valid for GRPO."""
     rows = [{"messages": [{"role": "user", "content": f"What is {i} + {i}?"}],
