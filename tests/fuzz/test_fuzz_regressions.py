@@ -33,7 +33,7 @@ CASES = {
     # a UnicodeDecodeError traceback when the row was first read (Arrow keeps the bytes)
     "non_utf8.jsonl": (jsonl(GOOD) + b'{"messages": [{"role": "user", "content": "h\xffi"}]}\n',
                        2, ["not valid UTF-8", "0xff"]),
-    # a traceback from _is_json_array reading the file as UTF-8
+    # a traceback from reading the file as UTF-8 to see if it is a JSON array
     "utf16.jsonl": (jsonl(GOOD).decode().encode("utf-16"), 1, ["UTF-16"]),
     # "could not be read as csv ('utf-8' codec can't decode ...)": no line
     "latin1.csv": ("prompt,completion\nhi,there\ncaf\xe9,yo\n".encode("latin-1"), 3,
