@@ -38,16 +38,15 @@ from autotrain_pl.data.encoding import (
     encode_unpaired,
 )
 from autotrain_pl.data.example_encoding import EncodingProvider, ExampleEncoding
-from autotrain_pl.data.formats import ROW_FORMATS, to_record
+from autotrain_pl.data.formats import ROW_FORMATS
 from autotrain_pl.data.packing import PackedCollator, pack_dataset
-from autotrain_pl.data.reading import read_source, source_format
+from autotrain_pl.data.reading import read_source, source_format, source_records
 from autotrain_pl.data.sampler import (
     BatchSamplerLoader,
     LengthGroupedBatchSampler,
     TokenBudgetBatchSampler,
 )
 from autotrain_pl.data.sources import LoadedSource, check_source_ref, quiet_progress
-from autotrain_pl.data.validation import RowError, located
 from autotrain_pl.errors import AutotrainError
 from autotrain_pl.rendering.messages import (
     Conversation,
@@ -431,13 +430,13 @@ class ChatDataModule(LightningDataModule):
             if ref is None and stage == "test":
                 return []
             source = self._source(ref) if ref else self._source(self.data_path, self.valid_split)
-            return [_as_conversation(r) for r in _records(source, self.row_format)]
+            return [_as_conversation(r) for r in source_records(source, self.row_format)]
         if not self.valid_fraction:
             return []
         if "train" not in self.stats:
             self.setup("validate")
         source = self._source(self.data_path, self.split)
-        records = _records(source, self.row_format)
+        records = source_records(source, self.row_format)
         if self.stats["train"].samples < len(records):  # keep the rows training kept
             encode = {"preference": encode_preference, "unpaired_preference": encode_unpaired
                       }.get(self.kind, partial(encode_sft, train_on=self.train_on))
@@ -547,17 +546,6 @@ class ChatDataModule(LightningDataModule):
 
     def _worker_args(self) -> dict[str, Any]:
         return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
-
-
-def _records(source: LoadedSource, row_format: str) -> list:
-    spec = source_format(source, row_format)
-    records = []
-    for index, row in enumerate(source.dataset):
-        try:
-            records.append(to_record(row, spec))
-        except RowError as err:
-            raise located(source.locator.where(index), err) from None
-    return records
 
 
 def _mode(kind: str) -> str:

@@ -81,6 +81,17 @@ def load_conversations(
     source = read_source(
         path, split=split, subset=subset, column_mapping=column_mapping, max_samples=max_samples
     )
+    records = source_records(source, row_format)
+    check_not_empty(len(records), source.locator.name)
+    return records
+
+
+def source_records(source: LoadedSource, row_format: str = "auto") -> list[Record]:
+    """Validated records of a source that is already loaded, one per row (maybe none).
+
+    Raises:
+        AutotrainError: the first bad row, naming its file, line or row, and field.
+    """
     spec = source_format(source, row_format)
     records: list[Record] = []
     for index, row in enumerate(source.dataset):
@@ -88,5 +99,4 @@ def load_conversations(
             records.append(to_record(row, spec))
         except RowError as err:
             raise located(source.locator.where(index), err) from None
-    check_not_empty(len(records), source.locator.name)
     return records

@@ -68,18 +68,11 @@ def _row(item: Any, index: int) -> dict[str, Any]:
 
 
 def source_records(source, row_format: str = "auto") -> list:
-    """Validated records of a loaded source, one per row (``data.load_conversations`` for a
-    source that is already loaded)."""
-    from autotrain_pl.data.formats import to_record
-    from autotrain_pl.data.reading import source_format
-    from autotrain_pl.data.validation import RowError, check_not_empty, located
+    """Validated records of a loaded source, one per row, at least one (``data.load_conversations``
+    for a source that is already loaded)."""
+    from autotrain_pl.data.reading import source_records as read_records
+    from autotrain_pl.data.validation import check_not_empty
 
-    spec = source_format(source, row_format)
-    records = []
-    for index, row in enumerate(source.dataset):
-        try:
-            records.append(to_record(row, spec))
-        except RowError as err:
-            raise located(source.locator.where(index), err) from None
+    records = read_records(source, row_format)
     check_not_empty(len(records), source.locator.name)
     return records
