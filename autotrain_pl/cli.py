@@ -51,7 +51,7 @@ def _build_cli_class(argv: Sequence[str] = ()):
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
     from autotrain_pl.callbacks.resume import check_checkpoint_file, last_checkpoint
-    from autotrain_pl.config_errors import one_line
+    from autotrain_pl.config_errors import check_run_numbers, one_line
     from autotrain_pl.data import ChatDataModule
     from autotrain_pl.models.devices import default_precision, select_accelerator
     from autotrain_pl.objectives import ObjectiveModule
@@ -92,6 +92,8 @@ def _build_cli_class(argv: Sequence[str] = ()):
                 raise AutotrainError(one_line(message, argv)) from None
             sys.stderr.write(printed.getvalue())
             subcommand = self.config.get("subcommand")
+            if subcommand:  # before LightningCLI seeds, reads a checkpoint or loads a model
+                check_run_numbers(self.config[subcommand], argv)
             ckpt_path = (self.config.get(subcommand) or {}).get("ckpt_path") if subcommand else None
             if ckpt_path not in (None, *LIGHTNING_CKPT_KEYWORDS):
                 check_checkpoint_file(ckpt_path)  # before LightningCLI reads its hparams
@@ -218,6 +220,14 @@ def _build_cli_class(argv: Sequence[str] = ()):
             if isinstance(datamodule, ChatDataModule) and not _encodes_own_rows(config.get("model")):
                 datamodule.preflight()  # distillation and RL encode their own rows, at setup
                 _check_data_for_model(config.get("model"), datamodule)
+
+        def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
+            """A checkpoint loads with ``weights_only=True`` unless ``--weights_only false`` is
+            given: Lightning's unset value unpickles a checkpoint URL in full (code can run)."""
+            kwargs = super()._prepare_subcommand_kwargs(subcommand)
+            if "weights_only" in kwargs and kwargs["weights_only"] is None:
+                kwargs["weights_only"] = True
+            return kwargs
 
         def before_fit(self) -> None:
             self.model.run_config = self.config.get("fit").as_dict()
