@@ -196,7 +196,9 @@ def truncated(draw) -> DataCase:
     rendered = render(rows, suffix)
     cut = rendered.text.index(_csv_cell(QUOTED)[1:-1], _offset_of_line(rendered.text,
                                                                        rendered.starts[k]))
-    cut += draw(st.integers(1, len(QUOTED)))
+    # never right after a quote: a cut inside a doubled quote ("") would close the cell
+    cut = draw(st.sampled_from([end for end in range(cut + 1, cut + len(QUOTED))
+                                if rendered.text[end - 1] != '"']))
     return _case(kind, suffix, rendered.text[:cut], line=rendered.starts[k],
                  note="csv quoted cell cut")
 

@@ -39,7 +39,7 @@ from autotrain_pl.errors import AutotrainError
 
 OPTIONS = numeric_options()
 #: Inputs through ``aitrain`` in CI (about 0.35 s each); every option is tried directly anyway.
-CI_CLI_EXAMPLES = 24
+CI_CLI_EXAMPLES = 20
 _numbers = itertools.count()
 
 
