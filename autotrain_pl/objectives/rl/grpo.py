@@ -52,7 +52,8 @@ class GRPOModule(RLObjective):
         scale_rewards: ``group`` (divide by the group's std), ``batch`` or ``none`` (Dr. GRPO).
         mask_truncated_completions: completions cut at ``max_new_tokens`` carry no gradient.
         num_iterations: updates per batch of rollouts (TRL's mu).
-        **kwargs: the rollout options of ``RLObjective`` (``max_new_tokens``, sampling,
+        max_new_tokens: longest completion per turn (TRL's ``max_completion_length``).
+        **kwargs: the rollout options of ``RLObjective`` (sampling,
             ``rl_*``, ``ref_model``) and the shared options of ``ObjectiveModule``.
     """
 
@@ -68,6 +69,7 @@ class GRPOModule(RLObjective):
         scale_rewards: str = "group",
         mask_truncated_completions: bool = False,
         num_iterations: int = 1,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         **kwargs: Any,
     ) -> None:
         check_count("num_generations", num_generations, 2,
@@ -75,11 +77,11 @@ class GRPOModule(RLObjective):
         check_count("num_iterations", num_iterations)
         check_grpo_settings(loss_type=loss_type, epsilon_low=epsilon, epsilon_high=epsilon_high,
                             importance_sampling_level=importance_sampling_level, beta=beta,
-                            max_completion_length=kwargs.get("max_new_tokens",
-                                                                  DEFAULT_MAX_NEW_TOKENS),
-                            scale_rewards=scale_rewards)
+                            max_completion_length=max_new_tokens, scale_rewards=scale_rewards)
         self.samples_per_problem = num_generations
-        super().__init__(*args, use_reference=beta > 0, **kwargs)
+        # An explicit parameter, not kwargs.get(): jsonargparse would leave a key read from
+        # **kwargs out of LightningCLI's resolved config, and so out of the hparams.
+        super().__init__(*args, use_reference=beta > 0, max_new_tokens=max_new_tokens, **kwargs)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         hp = self.hparams

@@ -8,7 +8,7 @@ def test_grpo_fits_prompt_only_rows_from_the_cli(tmp_path):
     code = run_cli([
         "fit", "--model.class_path", "autotrain_pl.objectives.GRPOModule",
         "--model.init_args.model_name_or_path", "builtin:tiny",
-        "--model.init_args.num_generations", "2", "--model.init_args.max_new_tokens", "4",
+        "--model.init_args.num_generations", "2",
         "--data.class_path", "autotrain_pl.data.ChatDataModule",
         "--data.init_args.data_path", "synthetic:rl_prompts?n=8", "--data.init_args.batch_size", "2",
         "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
