@@ -217,9 +217,14 @@ def _build_cli_class(argv: Sequence[str] = ()):
             data_class = import_object(data.class_path, "data.class_path")
             init_args = data.get("init_args")
             datamodule = data_class(**(init_args.as_dict() if init_args is not None else {}))
-            if isinstance(datamodule, ChatDataModule) and not _encodes_own_rows(config.get("model")):
-                datamodule.preflight()  # distillation and RL encode their own rows, at setup
-                _check_data_for_model(config.get("model"), datamodule)
+            if not isinstance(datamodule, ChatDataModule):
+                return
+            model = config.get("model")
+            if _rl(model):
+                datamodule.preflight(mode="generate")  # prompts (and references), no replies
+            elif not _distils(model):  # distillation encodes its own pairs, at setup
+                datamodule.preflight()
+                _check_data_for_model(model, datamodule)
 
         def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
             """A checkpoint loads with ``weights_only=True`` unless ``--weights_only false`` is
@@ -258,26 +263,34 @@ def _check_scale_out(config) -> None:
                    use_orig_params=dict_kwargs.get("use_orig_params"))
 
 
-def _encodes_own_rows(model) -> bool:
-    """Whether the objective reads its rows itself: distillation (its data may be prompts the
-    teacher answers) and RL (prompts and references, no replies)."""
+def _objective_class(model) -> type | None:
     if model is None or not model.get("class_path"):
-        return False
+        return None
+    return import_object(model.class_path, "model.class_path")
+
+
+def _distils(model) -> bool:
+    """Whether the model config distils (its data may be prompts the teacher answers)."""
     from autotrain_pl.objectives import DistillationModule
+
+    cls = _objective_class(model)
+    init_args = model.get("init_args") if cls is not None else None
+    return cls is not None and (issubclass(cls, DistillationModule) or bool(
+        init_args and init_args.get("use_distillation")))
+
+
+def _rl(model) -> bool:
+    """Whether the objective is RL: its rows are prompts (and references), with no replies."""
     from autotrain_pl.objectives.rl.base import RLObjective
 
-    init_args = model.get("init_args")
-    cls = import_object(model.class_path, "model.class_path")
-    return issubclass(cls, DistillationModule | RLObjective) or bool(
-        init_args and init_args.get("use_distillation"))
+    cls = _objective_class(model)
+    return cls is not None and issubclass(cls, RLObjective)
 
 
 def _check_data_for_model(model, datamodule) -> None:
     """The objective's own data rule, if it has one (``check_datamodule``: a reward model needs
     preference pairs), before its model loads."""
-    if model is None or not model.get("class_path"):
-        return
-    cls = import_object(model.class_path, "model.class_path")
+    cls = _objective_class(model)
     check = getattr(cls, "check_datamodule", None)
     if check is not None:
         check(datamodule)

@@ -119,7 +119,7 @@ class MetricsLoggerCallback(Callback):
     """
 
     def __init__(self, filename: str = "metrics.jsonl", plots: bool = True) -> None:
-        if not filename or Path(filename).is_absolute():
+        if not filename or Path(filename).is_absolute() or ".." in Path(filename).parts:
             raise AutotrainError(
                 f"MetricsLoggerCallback.filename={filename!r} must be a relative file name, "
                 "e.g. metrics.jsonl (it goes in trainer.default_root_dir)"
