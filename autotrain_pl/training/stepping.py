@@ -338,6 +338,7 @@ class StepController:
             "metric_names": list(self._metric_names),
             "metric_sums": None if self._metric_sums is None else self._metric_sums.cpu(),
             "micro_batches": self.micro_batches,
+            "graded_micro_batches": self.graded_micro_batches,
             "tokens": self.tokens,
             "skipped_steps": self.skipped_steps,
             "consecutive_skips": self.consecutive_skips,
@@ -348,6 +349,7 @@ class StepController:
         self._metric_names = list(state["metric_names"])
         self._metric_sums = state["metric_sums"]
         self.micro_batches = int(state["micro_batches"])
+        self.graded_micro_batches = int(state.get("graded_micro_batches", self.micro_batches))
         self.tokens = int(state["tokens"])
         self.skipped_steps = int(state["skipped_steps"])
         self.consecutive_skips = int(state.get("consecutive_skips", 0))

@@ -101,14 +101,17 @@ def test_non_finite_step_is_skipped_and_grads_cleared():
 def test_state_dict_round_trip():
     controller = StepController()
     controller.accumulate(LossOutput.from_sum(torch.tensor(3.0), 4.0, {"m": torch.tensor(1.0)}))
-    controller.skipped_steps = 2
+    controller.skipped_steps, controller.consecutive_skips = 2, 1
     restored = StepController()
     restored.load_state_dict(controller.state_dict())
     assert restored.micro_batches == 1 and restored.skipped_steps == 2
+    assert restored.consecutive_skips == 1
     weight = torch.nn.Parameter(torch.zeros(1))
     weight.grad = torch.ones(1)
     outcome = restored.finish([weight])
     assert outcome.loss == 0.75 and outcome.units == 4.0 and outcome.metrics == {"m": 0.25}
+    # the pending micro-batch carried a gradient: the restored step still updates
+    torch.testing.assert_close(weight.grad, torch.tensor([0.25]))
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("inf"), "1", True])
