@@ -148,6 +148,7 @@ RANGES: dict[tuple[str, str], Range | tuple[Range, dict[str, Any]]] = {
     ("GRPOModule", "epsilon"): Range(low=0, high=1, high_open=True),
     ("GRPOModule", "epsilon_high"): NON_NEGATIVE,
     ("GRPOModule", "num_iterations"): positive_int(1),
+    ("GRPOModule", "max_new_tokens"): positive_int(1),
     ("RLObjective", "max_new_tokens"): positive_int(1),
     ("RLObjective", "temperature"): POSITIVE,
     ("RLObjective", "top_p"): Range(low=0, high=1, low_open=True),

@@ -1,12 +1,9 @@
-"""Faults a real run meets, and that nothing is lost: kill -9, SIGTERM, NaN, a corrupt
-checkpoint, a full disk. The kill and SIGTERM cases run ``aitrain fit`` as a real subprocess."""
+"""Faults a real run meets, and that nothing is lost: NaN, a corrupt checkpoint, a full disk.
+kill -9, SIGTERM and Ctrl-C of a real ``aitrain fit`` subprocess are in
+``tests/integration/cli/test_cli_resume.py``."""
 
 import errno
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -59,59 +56,6 @@ def weights(root: Path) -> dict[str, torch.Tensor]:
 
 def checkpoint_step(root: Path) -> int:
     return torch.load(last_checkpoint(root), map_location="cpu", weights_only=False)["global_step"]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(config, tmp_path_factory) -> dict[str, torch.Tensor]:
-    root = tmp_path_factory.mktemp("whole")
-    assert fit(config, root) == 0
-    return weights(root)
-
-
-def interrupted_subprocess(config: Path, root: Path, signum: int) -> tuple[int, str]:
-    """Start ``aitrain fit`` in a child process and send it ``signum`` as soon as its first
-    periodic checkpoint exists; return its exit code and output."""
-    log = root.parent / f"{root.name}.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with open(log, "w") as out:
-        child = subprocess.Popen([sys.executable, "-m", "autotrain_pl", "fit", "--config",
-                                  str(config), "--trainer.default_root_dir", str(root)],
-                                 env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not last_checkpoint(root).is_file():
-            assert child.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.01)
-        child.send_signal(signum)
-        code = child.wait(timeout=120)
-    return code, log.read_text()
-
-
-def assert_same(ours: dict, reference: dict) -> None:
-    for name, tensor in reference.items():
-        torch.testing.assert_close(ours[name], tensor, rtol=0, atol=1e-6, msg=name)
-
-
-def test_kill_9_mid_fit_then_resume_loses_at_most_one_interval(config, uninterrupted, tmp_path):
-    root = tmp_path / "run"
-    code, output = interrupted_subprocess(config, root, signal.SIGKILL)
-    assert code == -signal.SIGKILL, output[-2000:]
-    assert not (root / "export").exists()
-    step = checkpoint_step(root)  # the file is whole: written to a temporary name, then renamed
-    assert EVERY <= step < STEPS and step % EVERY == 0
-    assert fit(config, root, "--ckpt_path", "last") == 0
-    assert_same(weights(root), uninterrupted)
-
-
-def test_sigterm_saves_a_checkpoint_before_exiting(config, uninterrupted, tmp_path):
-    root = tmp_path / "run"
-    code, output = interrupted_subprocess(config, root, signal.SIGTERM)
-    assert code != 0 and "(SIGTERM). Saved" in output, output[-2000:]
-    step = checkpoint_step(root)
-    assert f"Stopped at step {step} (SIGTERM)" in output
-    assert not (root / "export").exists()  # a partial run is not exported
-    assert fit(config, root, "--ckpt_path", "last") == 0
-    assert_same(weights(root), uninterrupted)
 
 
 def test_a_nan_step_is_skipped_and_counted(config, tmp_path, monkeypatch, capsys):
