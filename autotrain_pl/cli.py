@@ -94,11 +94,10 @@ def _build_cli_class(argv: Sequence[str] = ()):
             subcommand = self.config.get("subcommand")
             if subcommand:  # before LightningCLI seeds, reads a checkpoint or loads a model
                 check_run_numbers(self.config[subcommand], argv)
-            ckpt_path = (self.config.get(subcommand) or {}).get("ckpt_path") if subcommand else None
-            if ckpt_path not in (None, *LIGHTNING_CKPT_KEYWORDS):
-                check_checkpoint_file(ckpt_path)  # before LightningCLI reads its hparams
+                ckpt_path = self.config[subcommand].get("ckpt_path")
+                if ckpt_path not in (None, *LIGHTNING_CKPT_KEYWORDS):
+                    check_checkpoint_file(ckpt_path)
             if printing:
-                subcommand = self.config.subcommand
                 self._apply_run_defaults(self.config[subcommand])
                 resolved = yaml.safe_load(parser.dump(self.config))[subcommand]
                 resolved.pop("config", None)

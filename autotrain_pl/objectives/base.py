@@ -163,9 +163,6 @@ class ObjectiveModule(LightningModule):
         if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
             raise AutotrainError(f"model.betas={list(betas)} must be two numbers in [0, 1) "
                                  "(e.g. [0.9, 0.999])")
-        from autotrain_pl.training.stepping import check_max_consecutive_skips
-
-        check_max_consecutive_skips(max_consecutive_skipped_steps)  # before the model loads
         if warmup_steps < 0 or not 0.0 <= warmup_ratio < 1.0:
             raise AutotrainError("model.warmup_steps must be >= 0 and model.warmup_ratio in [0, 1)")
         if export_mode not in ("merged", "adapter", "full"):
@@ -180,6 +177,9 @@ class ObjectiveModule(LightningModule):
         # to log two different values under one key, so this one stays out of hparams.
         self.save_hyperparameters(ignore=["eval_batch_size"])
         self.eval_batch_size = eval_batch_size
+        self.step_controller = StepController(  # checks its options before the model loads
+            skip_non_finite=skip_non_finite_steps,
+            max_consecutive_skips=max_consecutive_skipped_steps)
         model = self.load_policy(
             model_name_or_path,
             dtype=dtype,
@@ -193,9 +193,6 @@ class ObjectiveModule(LightningModule):
         self.model.train()  # from_pretrained returns eval mode, which would disable dropout
         self.tokenizer = None
         self.renderer = None
-        self.step_controller = StepController(
-            skip_non_finite=skip_non_finite_steps,
-            max_consecutive_skips=max_consecutive_skipped_steps)
         #: The resolved config of the run, recorded in the export (``aitrain`` sets it).
         self.run_config: dict[str, Any] | None = None
         self._eval_means = MeanAccumulator()

@@ -47,7 +47,8 @@ class SweepTrialReporter(Callback):
         self._trial = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write()  # no stale result from an earlier attempt survives a new one
+        if trainer.is_global_zero:  # no stale result from an earlier attempt survives a new one
+            self._write()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:

@@ -55,8 +55,6 @@ def check_strategy(strategy: Any, *, accelerator: str | None, lora: Any, quantiz
 def check_trainer_strategy(trainer: Any, module: Any) -> None:
     """``check_strategy`` for a live trainer and objective (the Python path)."""
     strategy = trainer.strategy
-    if not is_fsdp(strategy):
-        return
     hparams = getattr(module, "hparams", {})
     check_strategy(strategy, accelerator=None, lora=hparams.get("lora"),
                    quantization=hparams.get("quantization"),
